@@ -1,0 +1,20 @@
+# Sourced by scripts/test and scripts/demo: installs what a fresh machine lacks.
+# Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs;
+# iproute2 for network namespaces. Then npm ci (when the lockfile changed) and the build.
+ensure_deps() {
+  local missing=()
+  command -v runc >/dev/null || missing+=(runc)
+  command -v containerd >/dev/null || missing+=(containerd)
+  [ -x /bin/busybox ] || missing+=(busybox-static)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v script >/dev/null || missing+=(bsdutils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
+      { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2; }
+  fi
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci >&2
+  fi
+  npm run --silent build >&2
+}
