@@ -81,8 +81,9 @@ export interface Request {
   timeoutNano: number;
   metadata: KeyValue[];
   /**
-   * Whether field 3 was on the wire at all. Go's server delivers a streaming-client request's
-   * payload as the first message only when it is present, so presence (not length) matters.
+   * Whether field 3 was on the wire. Go's server delivers a streaming-client request's payload
+   * as the first message only when it is present. proto3 makes an empty bytes field absent
+   * (Go's encoder never writes one, protobufjs's decoder drops one), so this is also length > 0.
    */
   hasPayload: boolean;
 }
@@ -111,8 +112,8 @@ export function encodeRequest(req: RequestInit): Uint8Array {
   return RequestType.encode(req as unknown as Record<string, unknown>).finish();
 }
 
-// protobufjs sets an own property only for the fields present on the wire; absent fields fall
-// through to the prototype's defaults.
+// protobufjs sets an own property only for the fields present on the wire (and non-empty);
+// absent fields fall through to the prototype's defaults.
 const hasOwn = Object.prototype.hasOwnProperty;
 
 // int64 decodes to a Long when the long package is around, to a number otherwise.
