@@ -7,4 +7,5 @@ export {
   RuncError,
   type RuncErrorKind,
 } from "./runc-errors.js";
+export { runcErrorToStatus } from "./runc-status.js";
 export * from "./runc-types.js";

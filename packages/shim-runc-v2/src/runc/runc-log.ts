@@ -79,13 +79,14 @@ export function criuLogPath(message: string): string | undefined {
 /**
  * CRIU's error lines ("(00.007384) Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds")
  * without the timestamp and source location: "vdso: Unexpected rt vDSO area bounds". The last
- * `max` of them, oldest first.
+ * `max` distinct ones, oldest first.
  */
 export function criuErrorLines(logText: string, max = 8): string[] {
   const out: string[] = [];
   for (const line of logText.split("\n")) {
     const m = /^\s*(?:\([\d.]+\)\s*)?Error\s*(?:\([^)]*\))?:?\s*(.*)$/.exec(line);
-    if (m?.[1] !== undefined && m[1].trim() !== "") out.push(m[1].trim());
+    const text = m?.[1]?.trim();
+    if (text !== undefined && text !== "" && !out.includes(text)) out.push(text);
   }
   return out.slice(-max);
 }
