@@ -1,0 +1,23 @@
+// @tsrunc/protocol/daemon — the daemon's own API, shaped like containerd's services:
+// containers (containerd.services.containers.v1), tasks (containerd.services.tasks.v1) and
+// events (containerd.services.events.v1, with Subscribe as a server stream). The types these
+// share with the shim (Mount, Process, Any, ...) come from "@tsrunc/protocol/shim".
+
+import {
+  containerd_services_containers_v1,
+  containerd_services_events_v1,
+  containerd_services_tasks_v1,
+} from "./generated/daemon.js";
+
+export {
+  containerd_services_containers_v1 as containersapi,
+  containerd_services_events_v1 as eventsapi,
+  containerd_services_tasks_v1 as tasksapi,
+} from "./generated/daemon.js";
+
+/** containerd.services.containers.v1.Containers */
+export const ContainersService = containerd_services_containers_v1.ContainersService;
+/** containerd.services.tasks.v1.Tasks */
+export const TasksService = containerd_services_tasks_v1.TasksService;
+/** containerd.services.events.v1.Events (Subscribe is a server stream of Envelopes). */
+export const EventsService = containerd_services_events_v1.EventsService;
