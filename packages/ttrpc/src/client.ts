@@ -114,8 +114,12 @@ class ClientCall {
     this.localClosed = kind === "unary" || kind === "server";
   }
 
-  /** Ends the call; `err` undefined means success (the resolve was already done). */
-  finish(err: TtrpcError | undefined): void {
+  /**
+   * Ends the call; `err` undefined means success (the resolve was already done). A `remote`
+   * error (the server's status) still lets the consumer read the messages that preceded it; a
+   * local one (deadline, cancel, connection lost) is reported at once.
+   */
+  finish(err: TtrpcError | undefined, remote = false): void {
     if (this.done) return;
     this.done = true;
     this.error = err;
@@ -124,7 +128,8 @@ class ClientCall {
     if (this.onAbort !== undefined) this.signal!.removeEventListener("abort", this.onAbort);
     if (err !== undefined) {
       this.reject?.(err);
-      this.queue?.fail(err);
+      if (remote) this.queue?.end(err);
+      else this.queue?.fail(err);
     } else {
       this.queue?.end();
     }
@@ -172,7 +177,7 @@ class ClientCall {
         return;
       }
       if (res.status.code !== Code.OK) {
-        this.finish(statusError(res));
+        this.finish(statusError(res), true);
         return;
       }
       if (this.resolve !== undefined) {

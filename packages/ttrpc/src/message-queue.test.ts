@@ -89,3 +89,17 @@ t.test("long queues compact as they are consumed", async (t) => {
     Array.from({ length: 5000 }, (_, i) => i),
   );
 });
+
+t.test("end(err) delivers what is queued, then throws err", async (t) => {
+  const q = new MessageQueue<number>();
+  q.push(1);
+  q.push(2);
+  q.end(new Error("status"));
+  t.same(await q.next(), { value: 1, done: false });
+  t.same(await q.next(), { value: 2, done: false });
+  await t.rejects(q.next(), /status/);
+  const w = new MessageQueue<number>();
+  const p = w.next();
+  w.end(new Error("while waiting"));
+  await t.rejects(p, /while waiting/);
+});

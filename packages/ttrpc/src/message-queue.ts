@@ -21,6 +21,9 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
   private head = 0;
   private waiter: { resolve(r: IteratorResult<T>): void; reject(e: unknown): void } | null = null;
   private ended = false;
+  /** Set with end(err): thrown once the queued messages are consumed. */
+  private endError: unknown = undefined;
+  private hasEndError = false;
   private error: unknown = undefined;
   private failed = false;
   private abandoned = false;
@@ -56,10 +59,17 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     }
   }
 
-  /** Normal end: the consumer sees the queued messages, then done. */
-  end(): void {
+  /**
+   * The producer is done: the consumer sees the queued messages, then the end — or `err`, when
+   * given (a stream that ended with an error status still delivers what came before it).
+   */
+  end(err?: unknown): void {
     if (this.closed) return;
     this.ended = true;
+    if (err !== undefined) {
+      this.hasEndError = true;
+      this.endError = err;
+    }
     this.settleWaiter();
   }
 
@@ -90,6 +100,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
       if (this.high && this.length < this.highWaterMark >> 1) this.lowered();
       return Promise.resolve({ value, done: false });
     }
+    if (this.ended && this.hasEndError) return Promise.reject(this.endError);
     if (this.ended || this.abandoned) return Promise.resolve({ value: undefined, done: true });
     if (this.waiter !== null) return Promise.reject(new Error("MessageQueue: concurrent next() calls"));
     return new Promise((resolve, reject) => {
@@ -125,6 +136,7 @@ export class MessageQueue<T> implements AsyncIterableIterator<T> {
     if (w === null) return;
     this.waiter = null;
     if (this.failed) w.reject(this.error);
+    else if (this.hasEndError) w.reject(this.endError);
     else w.resolve({ value: undefined, done: true });
   }
 }
