@@ -83,6 +83,7 @@ t.test("invalid input never reaches runc", async (t) => {
     ["relative image path", () => f.runc.checkpoint("c1", { imagePath: "img" })],
     ["bad namespace", () => f.runc.checkpoint("c1", { imagePath: "/img", emptyNamespaces: ["net work"] })],
     ["bad stdio", () => f.runc.create("c1", bundle, { pidFile: "/p", stdio: { stdout: -3 } })],
+    ["negative timeout", () => f.runc.state("c1", { timeoutMs: -1 })],
   ] as const) {
     const err = await expectRuncError(t, call(), "invalid-argument", what);
     t.equal(err.code, 3);

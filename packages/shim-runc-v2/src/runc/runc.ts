@@ -292,6 +292,12 @@ export class Runc {
     const signal = call?.signal;
     if (signal?.aborted) throw canceled(command, [], signal);
     const timeout = call?.timeoutMs ?? this.options.timeoutMs ?? 0;
+    if (!Number.isFinite(timeout) || timeout < 0) {
+      throw new RuncError(`timeoutMs must be a finite number >= 0, got ${timeout}`, {
+        kind: "invalid-argument",
+        command,
+      });
+    }
     const dir = await mkdtemp(join(this.tmpDir, "tsrunc-runc-"));
     try {
       for (const [name, content] of Object.entries(spec.files ?? {})) {
