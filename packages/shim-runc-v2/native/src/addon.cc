@@ -1,0 +1,79 @@
+// Entry point of the tsrunc native addon, plus the two one-syscall helpers:
+// the child-subreaper flag and a unix socket's peer credentials.
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "native.h"
+
+namespace tsrunc {
+
+Napi::Error SysError(Napi::Env env, int err, const char* syscall, const std::string& detail) {
+  std::string message = std::string(syscall) + ": " + strerror(err);
+  if (!detail.empty()) message += " (" + detail + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  // uv_err_name maps -errno to its symbolic name, as Node does for its own errors.
+  error.Set("code", Napi::String::New(env, uv_err_name(-err)));
+  error.Set("errno", Napi::Number::New(env, -err));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  return error;
+}
+
+namespace {
+
+// runc create/exec --detach fork the container's process and exit. As a child subreaper the
+// orphan is re-parented to us rather than to pid 1, so we can reap it and learn its status.
+void SetChildSubreaper(const Napi::CallbackInfo& info) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) throw SysError(info.Env(), errno, "prctl");
+}
+
+Napi::Value IsChildSubreaper(const Napi::CallbackInfo& info) {
+  int flag = 0;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &flag, 0, 0, 0) < 0) throw SysError(info.Env(), errno, "prctl");
+  return Napi::Boolean::New(info.Env(), flag != 0);
+}
+
+// SO_PEERCRED: who is on the other end of a connected unix socket (as of connect()).
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) throw SysError(env, errno, "getsockopt");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
+}
+
+// TIOCSWINSZ on a pty master: the Task API's ResizePty. The kernel sends SIGWINCH to the
+// slave's foreground process group.
+void SetWindowSize(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct winsize size = {};
+  size.ws_row = static_cast<unsigned short>(info[1].As<Napi::Number>().Uint32Value());
+  size.ws_col = static_cast<unsigned short>(info[2].As<Napi::Number>().Uint32Value());
+  if (ioctl(fd, TIOCSWINSZ, &size) < 0) throw SysError(info.Env(), errno, "ioctl", "TIOCSWINSZ");
+}
+
+}  // namespace
+}  // namespace tsrunc
+
+// NODE_API_MODULE wants an unqualified name.
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  using namespace tsrunc;
+  exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "setChildSubreaper"));
+  exports.Set("isChildSubreaper", Napi::Function::New(env, IsChildSubreaper, "isChildSubreaper"));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize, "setWindowSize"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  InitReaper(env, exports);
+  InitFdReceiver(env, exports);
+  InitFdPoll(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tsrunc_native, InitAddon)
