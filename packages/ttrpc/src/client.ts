@@ -73,6 +73,7 @@ export type ClientStub<S extends ServiceDescriptor> = {
 };
 
 const RESOLVED = Promise.resolve();
+const MAX_TIMER_MS = 0x7fffffff;
 /** RawStream.response of server and bidi streams, which have no single response. */
 const NO_RESPONSE: Promise<Uint8Array> = Promise.resolve(new Uint8Array(0));
 const noop = () => {};
@@ -467,7 +468,9 @@ export class Client {
       );
     }
     this.calls.set(id, call);
-    if (timeoutMs !== undefined) {
+    // Node's timers cannot wait longer than 2^31-1 ms (they fire at once instead); a deadline
+    // 24 days away is no deadline for a local call.
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
       call.timer = setTimeout(
         () =>
           call.finish(

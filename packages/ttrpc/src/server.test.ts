@@ -498,3 +498,18 @@ t.test("serve() takes an existing listener", async (t) => {
   const client = await connectClient(t, join(dir, "fd.sock"));
   t.same(await client.service(TestService).echo({ n: 5 }), { n: 5 });
 });
+
+t.test("a deadline beyond Node's timer range is not an immediate abort", async (t) => {
+  let aborted: boolean | undefined;
+  const { path } = await startServer(t, {
+    echo: async (r, ctx) => {
+      await sleep(20);
+      aborted = ctx.signal.aborted;
+      return r;
+    },
+  });
+  const client = await connectClient(t, path);
+  const thirtyDays = 30 * 24 * 3600 * 1000;
+  t.same(await client.service(TestService).echo({ n: 1 }, { timeoutMs: thirtyDays }), { n: 1 });
+  t.equal(aborted, false);
+});

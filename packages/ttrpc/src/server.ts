@@ -333,7 +333,8 @@ class ServerCall implements CallContext {
     const left = this.deadline - Date.now();
     const expire = () => this.abort(new TtrpcError(Code.DeadlineExceeded, "ttrpc: deadline exceeded"));
     if (left <= 0) expire();
-    else this.timer = setTimeout(expire, left);
+    // Node's timers cannot wait longer than 2^31-1 ms (they would fire at once instead).
+    else if (left <= 0x7fffffff) this.timer = setTimeout(expire, left);
   }
 
   abort(reason: TtrpcError): void {
