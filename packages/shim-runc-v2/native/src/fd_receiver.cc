@@ -144,7 +144,7 @@ class FdReceiver : public Napi::ObjectWrap<FdReceiver> {
     }
     if (fds.empty()) {
       // The fd travels with the first byte: data without it, or EOF, means none is coming.
-      return self->Finish(-1, n == 0 ? ECONNRESET : EBADMSG, "recvmsg", true);
+      return self->Finish(-1, n == 0 ? ECONNRESET : EPROTO, "recvmsg", true);
     }
     for (size_t i = 1; i < fds.size(); i++) close(fds[i]);
     self->Finish(fds[0], 0, nullptr, true);

@@ -1,0 +1,14 @@
+// The shim's native pieces: subreaper and reaper, console socket, pty stream, peer credentials.
+export { ADDON_ENV, ADDON_FILE, addonCandidates, addonPath } from "./addon.js";
+export { closeFd, type ReceiveFdOptions, receiveFd } from "./console-socket.js";
+export { type PeerCredentials, peerCredentials, socketFd } from "./peer-credentials.js";
+export { openPty, PtyStream } from "./pty-stream.js";
+export {
+  createReaper,
+  isChildSubreaper,
+  type ProcessExit,
+  type Reaper,
+  type ReaperOptions,
+  setChildSubreaper,
+  type WatchOptions,
+} from "./reaper.js";

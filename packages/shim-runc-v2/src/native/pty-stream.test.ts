@@ -1,0 +1,120 @@
+// openPty with real ptys: python3 opens a pair, sends us the master over a console socket and
+// plays the container on the slave side.
+import { existsSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa, type ResultPromise } from "execa";
+import t from "tap";
+import { receiveFd } from "./console-socket.js";
+import { openPty, type PtyStream } from "./pty-stream.js";
+
+// argv: socket path, mode. The slave is in raw mode, so bytes pass unchanged.
+const PTY_PEER = `
+import fcntl, os, socket, struct, sys, termios, tty
+path, mode = sys.argv[1], sys.argv[2]
+m, s = os.openpty()
+tty.setraw(s)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(path)
+socket.send_fds(c, [b"/dev/ptmx"], [m])
+c.close()
+os.close(m)
+
+def write_all(data):
+    while data:
+        data = data[os.write(s, data):]
+
+def read_line():
+    data = b""
+    while not data.endswith(b"\\n"):
+        data += os.read(s, 100)
+    return data
+
+if mode == "echo":
+    write_all(b"ready\\n")
+    write_all(read_line().upper())
+elif mode == "flood":
+    # A child writes and exits after the parent closed its copy: the last slave fd goes with it.
+    if os.fork() == 0:
+        write_all(b"x" * 200000 + b"END")
+        os._exit(0)
+    os.close(s)
+    os.wait()
+elif mode == "winsize":
+    read_line()
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(s, termios.TIOCGWINSZ, b"\\0" * 8))
+    write_all(f"{rows}x{cols}\\n".encode())
+elif mode == "hold":
+    read_line()
+`;
+
+async function ptyPeer(
+  t: { teardown(fn: () => unknown): void },
+  mode: string,
+): Promise<{ pty: PtyStream; peer: ResultPromise }> {
+  const dir = mkdtempSync(join(tmpdir(), "tsrunc-native-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, "console.sock");
+  const receiving = receiveFd(socket, { timeoutMs: 10_000 });
+  const peer = execa("python3", ["-c", PTY_PEER, socket, mode]);
+  peer.catch(() => {}); // a test that needs its result awaits it
+  t.teardown(() => peer.kill("SIGKILL"));
+  const pty = openPty(await receiving);
+  t.teardown(() => pty.destroy());
+  return { pty, peer };
+}
+
+function collect(pty: PtyStream): Promise<{ data: string; error?: Error }> {
+  return new Promise((resolve) => {
+    let data = "";
+    pty.setEncoding("latin1");
+    pty.on("data", (chunk: string) => {
+      data += chunk;
+    });
+    pty.on("error", (error) => resolve({ data, error }));
+    pty.on("close", () => resolve({ data }));
+  });
+}
+
+t.test("reads and writes through the pty; the slave's close is the end, not an error", async (t) => {
+  const { pty, peer } = await ptyPeer(t, "echo");
+  const fd = pty.fd;
+  const result = collect(pty);
+  pty.once("data", () => pty.write("hello pty\n"));
+  t.same(await result, { data: "ready\nHELLO PTY\n" });
+  t.equal((await peer).exitCode, 0);
+  t.ok(pty.destroyed, "the stream closed");
+  let target = "";
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {}
+  t.not(target, "/dev/ptmx", "and closed its fd");
+});
+
+t.test("no output is lost when the last slave fd closes", async (t) => {
+  for (let i = 0; i < 5; i++) {
+    const { pty } = await ptyPeer(t, "flood");
+    const { data, error } = await collect(pty);
+    t.equal(error, undefined, `round ${i}: no error`);
+    t.equal(data.length, 200_003, `round ${i}: every byte`);
+    t.ok(data.endsWith("xEND"), `round ${i}: the tail too`);
+  }
+});
+
+t.test("resize sets the window size the slave side sees", async (t) => {
+  const { pty } = await ptyPeer(t, "winsize");
+  const result = collect(pty);
+  pty.resize(42, 123);
+  pty.write("go\n");
+  t.same(await result, { data: "42x123\n" });
+});
+
+t.test("destroy closes the master while the peer still holds the slave", async (t) => {
+  const { pty, peer } = await ptyPeer(t, "hold");
+  const closed = new Promise((resolve) => pty.once("close", resolve));
+  pty.destroy();
+  await closed;
+  t.notOk(existsSync(`/proc/self/fd/${pty.fd}`) && readlinkSync(`/proc/self/fd/${pty.fd}`) === "/dev/ptmx");
+  peer.kill("SIGKILL");
+  await peer.catch(() => {});
+});
