@@ -39,6 +39,6 @@ const byType = new Map<string, Topic>([
 ]);
 
 /** The topic of an event type (by its type or type URL); undefined for non-event types. */
-export function topicOf(type: MessageType<unknown> | string): Topic | undefined {
+export function topicOf(type: Pick<MessageType<unknown>, "typeName"> | string): Topic | undefined {
   return byType.get(typeof type === "string" ? type : type.typeName);
 }
