@@ -6,7 +6,7 @@
 
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -56,8 +56,25 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** Latencies in a growable Float64Array: the bench must not add GC work of its own. */
+class Samples {
+  values = new Float64Array(1 << 20);
+  length = 0;
+  push(v) {
+    if (this.length === this.values.length) {
+      const bigger = new Float64Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.length++] = v;
+  }
+  sorted() {
+    return this.values.subarray(0, this.length).sort();
+  }
+}
+
 async function unary(stub, concurrency, durationMs, payload) {
-  const latencies = [];
+  const latencies = new Samples();
   let stop = false;
   const worker = async () => {
     while (!stop) {
@@ -79,13 +96,13 @@ async function unary(stub, concurrency, durationMs, payload) {
   }, durationMs);
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
+  const sorted = latencies.sorted();
   return {
     concurrency,
-    calls: latencies.length,
-    callsPerSec: latencies.length / elapsed,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
+    calls: sorted.length,
+    callsPerSec: sorted.length / elapsed,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
   };
 }
 
@@ -131,10 +148,17 @@ async function main() {
   const client = await Client.connect(path);
   const stub = client.service(Bench);
   const payload = Buffer.alloc(64, 0x62);
-  const results = { node: process.version, cpus: availableParallelism(), unary: [], stream: undefined };
+  const results = {
+    node: process.version,
+    cpus: availableParallelism(),
+    loadavg: loadavg()[0],
+    unary: [],
+    stream: undefined,
+  };
   if (!json) {
     console.log(
-      `ttrpc bench: node ${process.version}, ${results.cpus} CPUs, client and server in separate processes, ${durationMs} ms per run`,
+      `ttrpc bench: node ${process.version}, ${results.cpus} CPUs (load average ${results.loadavg.toFixed(1)}), ` +
+        `client and server in separate processes, ${durationMs} ms per run`,
     );
   }
   try {
