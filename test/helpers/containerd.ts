@@ -383,8 +383,13 @@ class Harness implements Containerd {
     const proc = this.proc;
     if (!proc || !this.running()) return;
     proc.kill(signal);
-    const timer = new Promise((r) => setTimeout(r, graceMs, "timeout"));
-    if ((await Promise.race([this.exited, timer])) === "timeout") {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise((r) => {
+      timer = setTimeout(r, graceMs, "timeout");
+    });
+    const outcome = await Promise.race([this.exited, timeout]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
       proc.kill("SIGKILL");
       await this.exited;
     }
@@ -450,6 +455,11 @@ class Harness implements Containerd {
   }
 }
 
+/** TSR_HARNESS_DEBUG=1: timings of start and stop on stderr. */
+function debug(msg: string): void {
+  if (process.env.TSR_HARNESS_DEBUG) process.stderr.write(`tsr harness: ${msg}\n`);
+}
+
 /** The value of a Go-style flag (`-name v`, `--name v`, `-name=v`, `--name=v`) in argv. */
 export function argValue(argv: readonly string[], name: string): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -471,11 +481,15 @@ export async function startContainerd(t: TestLike, opts: StartContainerdOptions 
     if (!t.passing()) {
       process.stderr.write(`--- containerd log (${h.logPath}), last lines ---\n${h.logTail(60)}\n---\n`);
     }
+    const t0 = performance.now();
     const errors = await h.stop();
+    debug(`stop ${h.root}: ${(performance.now() - t0).toFixed(0)} ms`);
     if (errors.length) process.stderr.write(`tsr harness: cleanup of ${h.root}: ${errors.join("; ")}\n`);
   });
   try {
+    const t0 = performance.now();
     await h.start();
+    debug(`start ${h.root}: ${(performance.now() - t0).toFixed(0)} ms`);
   } catch (e) {
     await h.stop();
     throw e;
