@@ -513,3 +513,27 @@ t.test("a deadline beyond Node's timer range is not an immediate abort", async (
   t.same(await client.service(TestService).echo({ n: 1 }, { timeoutMs: thirtyDays }), { n: 1 });
   t.equal(aborted, false);
 });
+
+t.test(
+  "a handler may start shutdown (the Task Shutdown pattern); its own answer still goes out",
+  async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, "s.sock");
+    const server = new Server();
+    let stopped: Promise<void> | undefined;
+    server.register(TestService, {
+      echo: async (r: Msg) => {
+        stopped = server.shutdown();
+        return r;
+      },
+    } as never);
+    await server.listen(path);
+    t.teardown(() => server.close());
+    const client = await connectClient(t, path);
+    const closed = new Promise<void>((r) => client.onClose(() => r()));
+    t.same(await client.service(TestService).echo({ text: "last words" }), { text: "last words" });
+    await stopped;
+    await closed;
+    t.equal(server.connectionCount, 0);
+  },
+);
