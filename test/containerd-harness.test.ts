@@ -8,22 +8,9 @@ import t from "tap";
 import { assertNoLeaks, findLeaks, findScopeProcesses, isClean, sweepSync } from "./helpers/cleanup.js";
 import { type Containerd, startContainerd } from "./helpers/containerd.js";
 import { LineReader } from "./helpers/lines.js";
+import { waitFor } from "./helpers/wait.js";
 
 const GO_RUNTIME = "io.containerd.runc.v2";
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 10000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function taskStatus(cd: Containerd, id: string): Promise<string | undefined> {
   const r = await cd.ctr(["task", "ls"]);
@@ -122,6 +109,53 @@ t.test("detached run, kill -s KILL, wait, rm", async (t) => {
   t.equal((await cd.ctr(["containers", "rm", "c2"])).exitCode, 0);
   await waitFor("shim gone", () => (shimProcesses(cd).length === 0 ? true : undefined));
 
+  t.same(await cd.stop(), []);
+  assertNoLeaks(t, cd.scope);
+});
+
+t.test("PATH and env as a shim sees them (a fake containerd-shim-fake-v2 on a prepended dir)", async (t) => {
+  // The shim contract as containerd 1.6 runs it: argv, cwd = bundle, TTRPC_ADDRESS, and none of
+  // tap's NODE_OPTIONS (which would make a Node shim load tap's hooks).
+  const bin = fs.mkdtempSync("/tmp/tsr-");
+  t.teardown(() => fs.rmSync(bin, { recursive: true, force: true }));
+  const record = path.join(bin, "record");
+  fs.writeFileSync(
+    path.join(bin, "containerd-shim-fake-v2"),
+    `#!/bin/sh\n{ echo "argv: $*"; echo "cwd: $(pwd)"; env | grep -E '^(TTRPC_ADDRESS|NODE_OPTIONS|PATH)='; } >> ${record}\necho "fake shim refuses" >&2\nexit 1\n`,
+    { mode: 0o755 },
+  );
+  // Under tap this process has NODE_OPTIONS (--import tap's processinfo); make sure of it.
+  const nodeOptions = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = nodeOptions ?? "--no-deprecation";
+  t.teardown(() => {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+  });
+  const cd = await startContainerd(t, { pathPrepend: [bin] });
+  const rootfs = cd.rootfs();
+  const r = await cd.ctr([
+    "run",
+    "--rm",
+    "--runtime",
+    "io.containerd.fake.v2",
+    "--rootfs",
+    rootfs,
+    "f1",
+    "/bin/true",
+  ]);
+  t.not(r.exitCode, 0, "ctr run fails: the shim refused");
+  t.match(r.stderr, /fake shim refuses/, "containerd relays the shim's start output");
+  const text = fs.readFileSync(record, "utf8");
+  const start = text.split("\n").find((l) => l.startsWith("argv: ") && l.endsWith(" start")) ?? "";
+  t.match(
+    start,
+    `-namespace ${cd.namespace} -address ${cd.grpcAddress} -publish-binary /usr/bin/containerd -id f1`,
+    "start argv",
+  );
+  t.match(text, `cwd: ${cd.bundleDir("f1")}`, "start runs in the bundle");
+  t.match(text, `TTRPC_ADDRESS=${cd.ttrpcAddress}`);
+  // containerd's opt plugin puts <opt>/bin first; then come the prepended dirs.
+  t.match(text, `PATH=${cd.root}/opt/bin:${bin}:`, "PATH: <opt>/bin, then the prepended dir");
+  t.notMatch(text, /NODE_OPTIONS/, "no NODE_OPTIONS");
   t.same(await cd.stop(), []);
   assertNoLeaks(t, cd.scope);
 });

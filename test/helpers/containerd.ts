@@ -209,6 +209,7 @@ class Harness implements Containerd {
     | undefined;
   private exited: Promise<unknown> | undefined;
   private stopping: Promise<string[]> | undefined;
+  private lastLog = "";
   private readonly unregister: () => void;
 
   constructor(opts: StartContainerdOptions) {
@@ -262,9 +263,10 @@ class Harness implements Containerd {
     // so the log survives this process). execa's types only admit literal fd numbers.
     const log = fs.openSync(this.logPath, "a") as 3;
     try {
-      const proc = execa("containerd", ["--config", this.configPath], {
-        env: this.env,
-        extendEnv: false,
+      // Through `env -i`: under tap, @tapjs/processinfo hooks child_process and puts its
+      // NODE_OPTIONS back into every child's environment, whatever `env` option we pass.
+      const envArgs = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
+      const proc = execa("env", ["-i", ...envArgs, "containerd", "--config", this.configPath], {
         stdin: "ignore",
         stdout: log,
         stderr: log,
@@ -375,7 +377,13 @@ class Harness implements Containerd {
         .slice(-lines - 1)
         .join("\n");
     } catch {
-      return "(no containerd log)";
+      // stop() removed the file: what it kept of it.
+      return (
+        this.lastLog
+          .split("\n")
+          .slice(-lines - 1)
+          .join("\n") || "(no containerd log)"
+      );
     }
   }
 
@@ -437,6 +445,7 @@ class Harness implements Containerd {
       for (const sub of this.spawned) sub.kill("SIGKILL");
       await Promise.allSettled([...this.spawned]);
       await this.terminate("SIGTERM", 3000);
+      this.lastLog = this.logTail(400);
       this.collectShimSockets();
       this.unregister();
       return sweepSync(this.scope);
