@@ -1,6 +1,7 @@
 // Entry point of the tsrunc native addon, plus the two one-syscall helpers:
 // the child-subreaper flag and a unix socket's peer credentials.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -60,6 +61,16 @@ void SetWindowSize(const Napi::CallbackInfo& info) {
   if (ioctl(fd, TIOCSWINSZ, &size) < 0) throw SysError(info.Env(), errno, "ioctl", "TIOCSWINSZ");
 }
 
+// TIOCGPTPEER: an fd for the slave side of a pty master, even when the slave lives in another
+// mount namespace's devpts (a container's), where no path of ours would reach it. Holding one
+// keeps the master from reading EIO before the container opens its slave, or between two users.
+Napi::Value OpenPtyPeer(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int peer = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (peer < 0) throw SysError(info.Env(), errno, "ioctl", "TIOCGPTPEER");
+  return Napi::Number::New(info.Env(), peer);
+}
+
 }  // namespace
 }  // namespace tsrunc
 
@@ -69,6 +80,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "setChildSubreaper"));
   exports.Set("isChildSubreaper", Napi::Function::New(env, IsChildSubreaper, "isChildSubreaper"));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize, "setWindowSize"));
+  exports.Set("openPtyPeer", Napi::Function::New(env, OpenPtyPeer, "openPtyPeer"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   InitReaper(env, exports);
   InitFdReceiver(env, exports);

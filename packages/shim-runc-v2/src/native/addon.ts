@@ -17,6 +17,7 @@ export interface NativeAddon {
   setChildSubreaper(): void;
   isChildSubreaper(): boolean;
   setWindowSize(fd: number, rows: number, cols: number): void;
+  openPtyPeer(masterFd: number): number;
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** Reaps every exited child that libuv did not spawn; exitedAt in ms since the epoch. */
   reapExited(): { pid: number; status: number; exitedAt: number }[];

@@ -14,6 +14,9 @@ import fcntl, os, socket, struct, sys, termios, tty
 path, mode = sys.argv[1], sys.argv[2]
 m, s = os.openpty()
 tty.setraw(s)
+name = os.ttyname(s)
+if mode == "late":
+    os.close(s)  # the master is sent while no slave fd is open, as runc does
 c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 c.connect(path)
 socket.send_fds(c, [b"/dev/ptmx"], [m])
@@ -40,12 +43,19 @@ elif mode == "flood":
         os._exit(0)
     os.close(s)
     os.wait()
+elif mode == "burst":
+    write_all(b"y" * 3000 + b"END")  # fits in the pty's queue: no reader needed
 elif mode == "winsize":
     read_line()
     rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(s, termios.TIOCGWINSZ, b"\\0" * 8))
     write_all(f"{rows}x{cols}\\n".encode())
 elif mode == "hold":
     read_line()
+elif mode == "late":
+    import time
+    time.sleep(0.2)
+    s = os.open(name, os.O_RDWR | os.O_NOCTTY)
+    write_all(b"late\\n")
 `;
 
 async function ptyPeer(
@@ -76,13 +86,14 @@ function collect(pty: PtyStream): Promise<{ data: string; error?: Error }> {
   });
 }
 
-t.test("reads and writes through the pty; the slave's close is the end, not an error", async (t) => {
+t.test("reads and writes through the pty; after shutdown() it ends", async (t) => {
   const { pty, peer } = await ptyPeer(t, "echo");
   const fd = pty.fd;
   const result = collect(pty);
   pty.once("data", () => pty.write("hello pty\n"));
-  t.same(await result, { data: "ready\nHELLO PTY\n" });
   t.equal((await peer).exitCode, 0);
+  pty.shutdown(); // as the shim does when the reaper reports the process's exit
+  t.same(await result, { data: "ready\nHELLO PTY\n" });
   t.ok(pty.destroyed, "the stream closed");
   let target = "";
   try {
@@ -91,10 +102,13 @@ t.test("reads and writes through the pty; the slave's close is the end, not an e
   t.not(target, "/dev/ptmx", "and closed its fd");
 });
 
-t.test("no output is lost when the last slave fd closes", async (t) => {
+t.test("no output is lost: shutdown() after the writer exited drains the queue", async (t) => {
   for (let i = 0; i < 5; i++) {
-    const { pty } = await ptyPeer(t, "flood");
-    const { data, error } = await collect(pty);
+    const { pty, peer } = await ptyPeer(t, "flood");
+    const result = collect(pty);
+    await peer; // the writer has exited: everything it wrote is queued
+    pty.shutdown();
+    const { data, error } = await result;
     t.equal(error, undefined, `round ${i}: no error`);
     t.equal(data.length, 200_003, `round ${i}: every byte`);
     t.ok(data.endsWith("xEND"), `round ${i}: the tail too`);
@@ -102,11 +116,31 @@ t.test("no output is lost when the last slave fd closes", async (t) => {
 });
 
 t.test("resize sets the window size the slave side sees", async (t) => {
-  const { pty } = await ptyPeer(t, "winsize");
+  const { pty, peer } = await ptyPeer(t, "winsize");
   const result = collect(pty);
   pty.resize(42, 123);
   pty.write("go\n");
+  await peer;
+  pty.shutdown();
   t.same(await result, { data: "42x123\n" });
+});
+
+t.test("no slave open yet is not the end (runc sends the master before opening the slave)", async (t) => {
+  const { pty, peer } = await ptyPeer(t, "late");
+  const result = collect(pty);
+  await peer;
+  pty.shutdown();
+  t.same(await result, { data: "late\n" });
+});
+
+t.test("shutdown() while paused ends once reading resumes", async (t) => {
+  const { pty, peer } = await ptyPeer(t, "burst");
+  await peer;
+  pty.shutdown();
+  await new Promise((r) => setTimeout(r, 50));
+  t.notOk(pty.readableEnded, "not ended while data is queued and unread");
+  const { data } = await collect(pty);
+  t.equal(data, `${"y".repeat(3000)}END`, "every byte, then the end");
 });
 
 t.test("destroy closes the master while the peer still holds the slave", async (t) => {

@@ -1,10 +1,14 @@
-// A duplex stream over a pty master (or any pollable fd) that loses no output at the end.
+// A duplex stream over a pty master (runc's console) that loses no output.
 //
-// tty.ReadStream would do, but libuv ends a stream on POLLHUP after a short read, and a pty
-// master hands out at most ~4 KiB per read while more is queued: the tail of a container's
-// output would be lost when its last slave fd closes. Here we read the non-blocking fd
-// ourselves, until EAGAIN (then wait for readiness on the libuv loop) and until EIO, which is
-// how a pty master says that every slave fd is closed: the end of the stream.
+// Why not tty.ReadStream: libuv ends a stream on POLLHUP after a short read, and a pty master
+// hands out at most ~4 KiB per read while more is queued, so the tail of the output is lost;
+// and a master reads EIO whenever no slave fd is open -- also before the container has opened
+// its slave, which would end the stream before the container ran.
+// So: we hold a slave fd of our own (TIOCGPTPEER), so that EIO never comes while the container
+// lives; we read the non-blocking master ourselves, waiting for readiness on the libuv loop
+// (FdPoll) when it says EAGAIN; and the shim says when the output is over -- shutdown(), once
+// the process has exited, as containerd's shim does -- and we end after draining what is queued
+// (the kernel flushes pending pty input before a read reports EAGAIN).
 import { closeSync, readSync, writeSync } from "node:fs";
 import { Duplex } from "node:stream";
 import { addon } from "./addon.js";
@@ -16,10 +20,11 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /**
- * Takes ownership of fd (sets O_NONBLOCK; closes it when the stream is destroyed) and returns
- * it as a Duplex: what the pty's slave side writes comes out, what you write goes in. The
- * readable side ends at EIO or EOF; as a pty cannot be half-closed the writable side then
- * ends too, and the stream closes.
+ * Takes ownership of fd, a pty master (sets O_NONBLOCK; closes it when the stream is
+ * destroyed), and returns it as a Duplex: what the slave side writes comes out, what you write
+ * goes in. Call shutdown() when the process on the slave side has exited: the readable side
+ * then ends once the queued output is read, and, as a pty cannot be half-closed, the stream
+ * closes. (Given an fd that is not a pty master, e.g. a pipe, it ends at EOF or EIO by itself.)
  */
 export function openPty(fd: number): PtyStream {
   return new PtyStream(fd);
@@ -28,6 +33,8 @@ export function openPty(fd: number): PtyStream {
 export class PtyStream extends Duplex {
   readonly fd: number;
   readonly #poll: InstanceType<ReturnType<typeof addon>["FdPoll"]>;
+  #slave = -1; // our own slave fd: no EIO while we hold it
+  #shutdown = false;
   #wantRead = false;
   #inRead = false;
   #pending: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
@@ -38,11 +45,22 @@ export class PtyStream extends Duplex {
     this.#poll = new (addon().FdPoll)(fd, (error, readable, writable) =>
       this.#onEvent(error, readable, writable),
     );
+    try {
+      this.#slave = addon().openPtyPeer(fd);
+    } catch {} // not a pty master: EOF and EIO end the stream
   }
 
   /** TIOCSWINSZ: the Task API's ResizePty. */
   resize(rows: number, cols: number): void {
     addon().setWindowSize(this.fd, rows, cols);
+  }
+
+  /** The process has exited: end the readable side once what is queued has been read. */
+  shutdown(): void {
+    if (this.#shutdown) return;
+    this.#shutdown = true;
+    this.#closeSlave();
+    this.#readSome();
   }
 
   override _read(): void {
@@ -61,10 +79,19 @@ export class PtyStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#poll.close(); // stops polling synchronously, so the fd may be closed now
+    this.#closeSlave();
     try {
       closeSync(this.fd);
     } catch {}
     callback(error);
+  }
+
+  #closeSlave(): void {
+    if (this.#slave < 0) return;
+    try {
+      closeSync(this.#slave);
+    } catch {}
+    this.#slave = -1;
   }
 
   #onEvent(error: Error | null, readable: boolean, writable: boolean): void {
@@ -79,29 +106,36 @@ export class PtyStream extends Duplex {
     if (writable) this.#writeSome();
   }
 
+  #end(): void {
+    this.#wantRead = false;
+    this.push(null);
+  }
+
   #readSome(): void {
-    if (this.#inRead) return; // push() may call back into _read()
+    if (this.#inRead || this.destroyed || this.readableEnded) return; // push() may re-enter
     this.#inRead = true;
     try {
-      while (this.#wantRead && !this.destroyed) {
+      while (this.#wantRead) {
         const buffer = Buffer.allocUnsafe(READ_SIZE);
         let n: number;
         try {
           n = readSync(this.fd, buffer, 0, READ_SIZE, null);
         } catch (error) {
           const code = errorCode(error);
-          if (code === "EAGAIN" || code === "EWOULDBLOCK") break;
           if (code === "EINTR") continue;
-          if (code === "EIO")
-            n = 0; // pty: no slave fd open any more, the buffer is drained
-          else {
-            this.destroy(error as Error);
-            return;
+          if (code === "EAGAIN" || code === "EWOULDBLOCK") {
+            if (this.#shutdown) this.#end(); // drained
+            break;
           }
+          if (code === "EIO") {
+            this.#end(); // no slave fd open any more (and we hold none): drained
+            break;
+          }
+          this.destroy(error as Error);
+          return;
         }
         if (n === 0) {
-          this.#wantRead = false;
-          this.push(null);
+          this.#end();
           break;
         }
         this.#wantRead = this.push(n === READ_SIZE ? buffer : buffer.subarray(0, n));
