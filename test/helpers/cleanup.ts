@@ -48,8 +48,11 @@ export interface Leaks {
   paths: string[];
 }
 
-/** The default runc root the Go shim (and containerd's runc v2 runtime) uses for a namespace. */
-export const DEFAULT_RUNC_ROOT = "/run/containerd/runc";
+/**
+ * Default runc roots (a namespace's containers live in <root>/<namespace>): the Go shim's, and
+ * our shim's (packages/shim-runc-v2, unless TSRUNC_RUNC_ROOT says otherwise).
+ */
+export const DEFAULT_RUNC_ROOTS = ["/run/containerd/runc", "/run/tsrunc/runc"] as const;
 /** Where containerd 1.6's shims put their sockets. */
 export const SHIM_SOCKET_DIR = "/run/containerd/s";
 
@@ -303,10 +306,10 @@ function thawAndKillCgroups(dirs: string[]): number[] {
 // ---------------------------------------------------------------------------------------------
 // runc
 
-/** Runc roots in scope that exist: /run/containerd/runc/<ns>, the extra ones, and any inside the temp root. */
+/** Runc roots in scope that exist: <default root>/<ns>, the extra ones, and any inside the temp root. */
 export function findRuncRoots(scope: LeakScope): string[] {
   const roots = new Set<string>();
-  for (const ns of scope.namespaces) roots.add(path.join(DEFAULT_RUNC_ROOT, ns));
+  for (const ns of scope.namespaces) for (const base of DEFAULT_RUNC_ROOTS) roots.add(path.join(base, ns));
   for (const r of scope.runcRoots ?? []) roots.add(r);
   if (exists(scope.tempRoot)) findRuncRootsUnder(scope.tempRoot, roots, 8, fs.statSync(scope.tempRoot).dev);
   return [...roots].filter(exists);

@@ -30,6 +30,10 @@ export interface StartContainerdOptions extends TempRootOptions {
   readyTimeoutMs?: number;
   /** The namespace for `ctr` (default: "t" + 12 random hex digits, unique per test). */
   namespace?: string;
+  /** Extra environment for containerd and so for the shims it starts (e.g. TSRUNC_RUNC_ROOT). */
+  env?: Record<string, string>;
+  /** Runc roots to sweep besides <default root>/<namespace> and any found inside the temp root. */
+  runcRoots?: string[];
 }
 
 export interface CtrOptions {
@@ -225,12 +229,13 @@ class Harness implements Containerd {
     this.grpcAddress = path.join(this.root, "grpc.sock");
     this.ttrpcAddress = path.join(this.root, "ttrpc.sock");
     this.namespace = opts.namespace ?? `t${shortId()}`;
-    this.env = cleanEnv(opts.pathPrepend ?? []);
+    this.env = { ...cleanEnv(opts.pathPrepend ?? []), ...opts.env };
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 20000;
     this.scope = {
       tempRoot: this.root,
       namespaces: [this.namespace],
       needles: [this.grpcAddress],
+      runcRoots: opts.runcRoots ?? [],
       sockets: this.sockets,
     };
     for (const d of [this.tempDir, this.fifoDir]) fs.mkdirSync(d, { recursive: true });
