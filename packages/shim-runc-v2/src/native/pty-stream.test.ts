@@ -152,3 +152,27 @@ t.test("destroy closes the master while the peer still holds the slave", async (
   peer.kill("SIGKILL");
   await peer.catch(() => {});
 });
+
+t.test("over a pipe (not a pty) it ends at EOF by itself", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "tsrunc-native-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, "s");
+  const receiving = receiveFd(socket);
+  const peer = execa("python3", [
+    "-c",
+    [
+      "import os, socket, sys",
+      "r, w = os.pipe()",
+      "c = socket.socket(socket.AF_UNIX)",
+      "c.connect(sys.argv[1])",
+      'socket.send_fds(c, [b"pipe"], [r])',
+      "os.close(r)",
+      'os.write(w, b"through a pipe")',
+    ].join("\n"),
+    socket,
+  ]);
+  const stream = openPty(await receiving);
+  t.teardown(() => stream.destroy());
+  t.same(await collect(stream), { data: "through a pipe" });
+  await peer;
+});
