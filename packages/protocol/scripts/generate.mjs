@@ -496,7 +496,8 @@ function emitPackage(p) {
     s.methodsArray.forEach((m, j) => {
       doc(m.comment, "  ");
       L.push(
-        `  readonly ${key(m)}: MethodDescriptor<${ref(m.resolvedRequestType)}, ${ref(m.resolvedResponseType)}, "${kinds[j]}">;`,
+        // The last two parameters let stubs and handlers take messages with fields left out.
+        `  readonly ${key(m)}: MethodDescriptor<${ref(m.resolvedRequestType)}, ${ref(m.resolvedResponseType)}, "${kinds[j]}", ${rt("MessageInit")}<${ref(m.resolvedRequestType)}>, ${rt("MessageInit")}<${ref(m.resolvedResponseType)}>>;`,
       );
     });
     L.push("};");

@@ -9,6 +9,7 @@ import { Client, type ClientStub, Server, type ServiceImpl } from "@tsrunc/ttrpc
 import type protobufjs from "protobufjs";
 import t from "tap";
 import { ContainersService, EventsService, eventsapi, TasksService, type tasksapi } from "./daemon.js";
+import type { MessageInit } from "./runtime.js";
 import { EventsTtrpcService, type protobuf, TaskService, task, type ttrpcevents } from "./shim.js";
 import { reflectionRoot } from "./test-support.js";
 
@@ -19,7 +20,7 @@ const assertType = <_T extends true>() => {};
 
 type TaskStub = ClientStub<typeof TaskService>;
 assertType<Equals<ReturnType<TaskStub["create"]>, Promise<task.CreateTaskResponse>>>();
-assertType<Equals<Parameters<TaskStub["create"]>[0], task.CreateTaskRequest>>();
+assertType<Equals<Parameters<TaskStub["create"]>[0], MessageInit<task.CreateTaskRequest>>>();
 assertType<Equals<ReturnType<TaskStub["kill"]>, Promise<protobuf.Empty>>>();
 assertType<Equals<ReturnType<TaskStub["wait"]>, Promise<task.WaitResponse>>>();
 type TaskImpl = ServiceImpl<typeof TaskService>;
@@ -27,7 +28,7 @@ assertType<Equals<Parameters<TaskImpl["state"]>[0], task.StateRequest>>();
 type EventsStub = ClientStub<typeof EventsService>;
 assertType<Equals<ReturnType<EventsStub["subscribe"]>, AsyncIterable<eventsapi.Envelope>>>();
 type ForwardStub = ClientStub<typeof EventsTtrpcService>;
-assertType<Equals<Parameters<ForwardStub["forward"]>[0], ttrpcevents.ForwardRequest>>();
+assertType<Equals<Parameters<ForwardStub["forward"]>[0], MessageInit<ttrpcevents.ForwardRequest>>>();
 type TasksStub = ClientStub<typeof TasksService>;
 assertType<Equals<ReturnType<TasksStub["listPids"]>, Promise<tasksapi.ListPidsResponse>>>();
 

@@ -12,7 +12,15 @@ import { Flags, MAX_DATA_LENGTH, MessageType } from "./frame-codec.js";
 import { MessageQueue } from "./message-queue.js";
 import { decodeResponse, encodeRequest, type Response } from "./messages.js";
 import { type Metadata, toKeyValues } from "./metadata.js";
-import type { MessageCodec, MethodDescriptor, ServiceDescriptor, StreamKind } from "./service.js";
+import type {
+  KindOf,
+  MessageCodec,
+  MethodDescriptor,
+  RequestInputOf,
+  ResponseOf,
+  ServiceDescriptor,
+  StreamKind,
+} from "./service.js";
 import { Code, TtrpcError } from "./status.js";
 import { connectUnix } from "./unix.js";
 
@@ -56,17 +64,15 @@ export interface BidiStreamingCall<Req, Res> extends AsyncIterable<Res> {
 
 /** The typed function a stub offers for one method, chosen by the method's stream kind. */
 export type StubMethod<M> =
-  M extends MethodDescriptor<infer Req, infer Res, infer K>
-    ? K extends "unary"
-      ? (req: Req, opts?: CallOptions) => Promise<Res>
-      : K extends "server"
-        ? (req: Req, opts?: CallOptions) => AsyncIterable<Res>
-        : K extends "client"
-          ? (opts?: CallOptions) => ClientStreamingCall<Req, Res>
-          : K extends "bidi"
-            ? (opts?: CallOptions) => BidiStreamingCall<Req, Res>
-            : never
-    : never;
+  KindOf<M> extends "unary"
+    ? (req: RequestInputOf<M>, opts?: CallOptions) => Promise<ResponseOf<M>>
+    : KindOf<M> extends "server"
+      ? (req: RequestInputOf<M>, opts?: CallOptions) => AsyncIterable<ResponseOf<M>>
+      : KindOf<M> extends "client"
+        ? (opts?: CallOptions) => ClientStreamingCall<RequestInputOf<M>, ResponseOf<M>>
+        : KindOf<M> extends "bidi"
+          ? (opts?: CallOptions) => BidiStreamingCall<RequestInputOf<M>, ResponseOf<M>>
+          : never;
 
 export type ClientStub<S extends ServiceDescriptor> = {
   [K in keyof S["methods"]]: StubMethod<S["methods"][K]>;

@@ -16,7 +16,14 @@ import { Flags, MAX_DATA_LENGTH, MessageType } from "./frame-codec.js";
 import { MessageQueue } from "./message-queue.js";
 import { decodeRequest, encodeResponse, type Request } from "./messages.js";
 import { fromKeyValues, type IncomingMetadata } from "./metadata.js";
-import type { AnyMethod, MethodDescriptor, ServiceDescriptor, StreamKind } from "./service.js";
+import type {
+  AnyMethod,
+  KindOf,
+  RequestOf,
+  ResponseInputOf,
+  ServiceDescriptor,
+  StreamKind,
+} from "./service.js";
 import { Code, TtrpcError, toTtrpcError } from "./status.js";
 import { listenUnix } from "./unix.js";
 
@@ -58,17 +65,15 @@ export type BidiStreamingHandler<Req, Res> = (
 
 /** The handler type for one method, chosen by its stream kind. */
 export type HandlerOf<M> =
-  M extends MethodDescriptor<infer Req, infer Res, infer K>
-    ? K extends "unary"
-      ? UnaryHandler<Req, Res>
-      : K extends "server"
-        ? ServerStreamingHandler<Req, Res>
-        : K extends "client"
-          ? ClientStreamingHandler<Req, Res>
-          : K extends "bidi"
-            ? BidiStreamingHandler<Req, Res>
-            : never
-    : never;
+  KindOf<M> extends "unary"
+    ? UnaryHandler<RequestOf<M>, ResponseInputOf<M>>
+    : KindOf<M> extends "server"
+      ? ServerStreamingHandler<RequestOf<M>, ResponseInputOf<M>>
+      : KindOf<M> extends "client"
+        ? ClientStreamingHandler<RequestOf<M>, ResponseInputOf<M>>
+        : KindOf<M> extends "bidi"
+          ? BidiStreamingHandler<RequestOf<M>, ResponseInputOf<M>>
+          : never;
 
 /** An implementation of a service: one handler per method, keyed like the descriptor's methods. */
 export type ServiceImpl<S extends ServiceDescriptor> = {

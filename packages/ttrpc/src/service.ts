@@ -6,21 +6,28 @@
 export type StreamKind = "unary" | "client" | "server" | "bidi";
 
 /** Turns one message type into bytes and back (protobufjs static classes fit this shape). */
-export interface MessageCodec<T> {
-  encode(message: T): Uint8Array;
+export interface MessageCodec<T, In = T> {
+  /** `In` may be wider than T: generated codecs accept messages with fields left out. */
+  encode(message: In): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
 
-export interface MethodDescriptor<Req = unknown, Res = unknown, K extends StreamKind = StreamKind> {
+export interface MethodDescriptor<
+  Req = unknown,
+  Res = unknown,
+  K extends StreamKind = StreamKind,
+  ReqIn = Req,
+  ResIn = Res,
+> {
   /** The wire name, e.g. "Create". */
   readonly name: string;
   readonly kind: K;
-  readonly requestType: MessageCodec<Req>;
-  readonly responseType: MessageCodec<Res>;
+  readonly requestType: MessageCodec<Req, ReqIn>;
+  readonly responseType: MessageCodec<Res, ResIn>;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a method table holds methods of any message types
-export type AnyMethod = MethodDescriptor<any, any, StreamKind>;
+export type AnyMethod = MethodDescriptor<any, any, StreamKind, any, any>;
 
 /**
  * A service: its full wire name (e.g. "containerd.task.v2.Task") and its methods keyed by the
@@ -31,5 +38,20 @@ export interface ServiceDescriptor<M extends Record<string, AnyMethod> = Record<
   readonly methods: M;
 }
 
-export type RequestOf<M> = M extends MethodDescriptor<infer Req, unknown, StreamKind> ? Req : never;
-export type ResponseOf<M> = M extends MethodDescriptor<unknown, infer Res, StreamKind> ? Res : never;
+/** What decoding a method's request or response yields (read from the codec, not the input type). */
+export type RequestOf<M> = M extends { requestType: { decode(bytes: Uint8Array): infer Req } } ? Req : never;
+export type ResponseOf<M> = M extends { responseType: { decode(bytes: Uint8Array): infer Res } }
+  ? Res
+  : never;
+export type KindOf<M> = M extends { kind: infer K } ? K : never;
+
+/**
+ * What a codec's encode accepts for a method's request or response. Generated codecs accept more
+ * than the decoded type (every field optional), so stubs and handlers take that wider shape.
+ */
+export type RequestInputOf<M> = M extends { requestType: { encode(message: infer I): Uint8Array } }
+  ? I
+  : never;
+export type ResponseInputOf<M> = M extends { responseType: { encode(message: infer I): Uint8Array } }
+  ? I
+  : never;

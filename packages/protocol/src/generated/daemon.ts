@@ -582,12 +582,12 @@ export namespace containerd_services_containers_v1 {
   export const ListContainerMessage: MessageType<ListContainerMessage> = messageType("containerd.services.containers.v1.ListContainerMessage", createListContainerMessage, encodeListContainerMessage, decodeListContainerMessage);
 
   export type ContainersMethods = {
-    readonly get: MethodDescriptor<GetContainerRequest, GetContainerResponse, "unary">;
-    readonly list: MethodDescriptor<ListContainersRequest, ListContainersResponse, "unary">;
-    readonly listStream: MethodDescriptor<ListContainersRequest, ListContainerMessage, "server">;
-    readonly create: MethodDescriptor<CreateContainerRequest, CreateContainerResponse, "unary">;
-    readonly update: MethodDescriptor<UpdateContainerRequest, UpdateContainerResponse, "unary">;
-    readonly delete: MethodDescriptor<DeleteContainerRequest, google_protobuf.Empty, "unary">;
+    readonly get: MethodDescriptor<GetContainerRequest, GetContainerResponse, "unary", MessageInit<GetContainerRequest>, MessageInit<GetContainerResponse>>;
+    readonly list: MethodDescriptor<ListContainersRequest, ListContainersResponse, "unary", MessageInit<ListContainersRequest>, MessageInit<ListContainersResponse>>;
+    readonly listStream: MethodDescriptor<ListContainersRequest, ListContainerMessage, "server", MessageInit<ListContainersRequest>, MessageInit<ListContainerMessage>>;
+    readonly create: MethodDescriptor<CreateContainerRequest, CreateContainerResponse, "unary", MessageInit<CreateContainerRequest>, MessageInit<CreateContainerResponse>>;
+    readonly update: MethodDescriptor<UpdateContainerRequest, UpdateContainerResponse, "unary", MessageInit<UpdateContainerRequest>, MessageInit<UpdateContainerResponse>>;
+    readonly delete: MethodDescriptor<DeleteContainerRequest, google_protobuf.Empty, "unary", MessageInit<DeleteContainerRequest>, MessageInit<google_protobuf.Empty>>;
   };
 
   /** The ttrpc descriptor of service containerd.services.containers.v1.Containers. */
@@ -1824,23 +1824,23 @@ export namespace containerd_services_tasks_v1 {
   export const WaitResponse: MessageType<WaitResponse> = messageType("containerd.services.tasks.v1.WaitResponse", createWaitResponse, encodeWaitResponse, decodeWaitResponse);
 
   export type TasksMethods = {
-    readonly create: MethodDescriptor<CreateTaskRequest, CreateTaskResponse, "unary">;
-    readonly start: MethodDescriptor<StartRequest, StartResponse, "unary">;
-    readonly delete: MethodDescriptor<DeleteTaskRequest, DeleteResponse, "unary">;
-    readonly deleteProcess: MethodDescriptor<DeleteProcessRequest, DeleteResponse, "unary">;
-    readonly get: MethodDescriptor<GetRequest, GetResponse, "unary">;
-    readonly list: MethodDescriptor<ListTasksRequest, ListTasksResponse, "unary">;
-    readonly kill: MethodDescriptor<KillRequest, google_protobuf.Empty, "unary">;
-    readonly exec: MethodDescriptor<ExecProcessRequest, google_protobuf.Empty, "unary">;
-    readonly resizePty: MethodDescriptor<ResizePtyRequest, google_protobuf.Empty, "unary">;
-    readonly closeIO: MethodDescriptor<CloseIORequest, google_protobuf.Empty, "unary">;
-    readonly pause: MethodDescriptor<PauseTaskRequest, google_protobuf.Empty, "unary">;
-    readonly resume: MethodDescriptor<ResumeTaskRequest, google_protobuf.Empty, "unary">;
-    readonly listPids: MethodDescriptor<ListPidsRequest, ListPidsResponse, "unary">;
-    readonly checkpoint: MethodDescriptor<CheckpointTaskRequest, CheckpointTaskResponse, "unary">;
-    readonly update: MethodDescriptor<UpdateTaskRequest, google_protobuf.Empty, "unary">;
-    readonly metrics: MethodDescriptor<MetricsRequest, MetricsResponse, "unary">;
-    readonly wait: MethodDescriptor<WaitRequest, WaitResponse, "unary">;
+    readonly create: MethodDescriptor<CreateTaskRequest, CreateTaskResponse, "unary", MessageInit<CreateTaskRequest>, MessageInit<CreateTaskResponse>>;
+    readonly start: MethodDescriptor<StartRequest, StartResponse, "unary", MessageInit<StartRequest>, MessageInit<StartResponse>>;
+    readonly delete: MethodDescriptor<DeleteTaskRequest, DeleteResponse, "unary", MessageInit<DeleteTaskRequest>, MessageInit<DeleteResponse>>;
+    readonly deleteProcess: MethodDescriptor<DeleteProcessRequest, DeleteResponse, "unary", MessageInit<DeleteProcessRequest>, MessageInit<DeleteResponse>>;
+    readonly get: MethodDescriptor<GetRequest, GetResponse, "unary", MessageInit<GetRequest>, MessageInit<GetResponse>>;
+    readonly list: MethodDescriptor<ListTasksRequest, ListTasksResponse, "unary", MessageInit<ListTasksRequest>, MessageInit<ListTasksResponse>>;
+    readonly kill: MethodDescriptor<KillRequest, google_protobuf.Empty, "unary", MessageInit<KillRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly exec: MethodDescriptor<ExecProcessRequest, google_protobuf.Empty, "unary", MessageInit<ExecProcessRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly resizePty: MethodDescriptor<ResizePtyRequest, google_protobuf.Empty, "unary", MessageInit<ResizePtyRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly closeIO: MethodDescriptor<CloseIORequest, google_protobuf.Empty, "unary", MessageInit<CloseIORequest>, MessageInit<google_protobuf.Empty>>;
+    readonly pause: MethodDescriptor<PauseTaskRequest, google_protobuf.Empty, "unary", MessageInit<PauseTaskRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly resume: MethodDescriptor<ResumeTaskRequest, google_protobuf.Empty, "unary", MessageInit<ResumeTaskRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly listPids: MethodDescriptor<ListPidsRequest, ListPidsResponse, "unary", MessageInit<ListPidsRequest>, MessageInit<ListPidsResponse>>;
+    readonly checkpoint: MethodDescriptor<CheckpointTaskRequest, CheckpointTaskResponse, "unary", MessageInit<CheckpointTaskRequest>, MessageInit<CheckpointTaskResponse>>;
+    readonly update: MethodDescriptor<UpdateTaskRequest, google_protobuf.Empty, "unary", MessageInit<UpdateTaskRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly metrics: MethodDescriptor<MetricsRequest, MetricsResponse, "unary", MessageInit<MetricsRequest>, MessageInit<MetricsResponse>>;
+    readonly wait: MethodDescriptor<WaitRequest, WaitResponse, "unary", MessageInit<WaitRequest>, MessageInit<WaitResponse>>;
   };
 
   /** The ttrpc descriptor of service containerd.services.tasks.v1.Tasks. */
@@ -2134,10 +2134,10 @@ export namespace containerd_services_events_v1 {
   export const Envelope: MessageType<Envelope> = messageType("containerd.services.events.v1.Envelope", createEnvelope, encodeEnvelope, decodeEnvelope);
 
   export type EventsMethods = {
-    readonly publish: MethodDescriptor<PublishRequest, google_protobuf.Empty, "unary">;
-    readonly forward: MethodDescriptor<ForwardRequest, google_protobuf.Empty, "unary">;
+    readonly publish: MethodDescriptor<PublishRequest, google_protobuf.Empty, "unary", MessageInit<PublishRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly forward: MethodDescriptor<ForwardRequest, google_protobuf.Empty, "unary", MessageInit<ForwardRequest>, MessageInit<google_protobuf.Empty>>;
     /** Filters use containerd's syntax, e.g. `topic=="/tasks/exit"` or `namespace==default`. */
-    readonly subscribe: MethodDescriptor<SubscribeRequest, Envelope, "server">;
+    readonly subscribe: MethodDescriptor<SubscribeRequest, Envelope, "server", MessageInit<SubscribeRequest>, MessageInit<Envelope>>;
   };
 
   /** The ttrpc descriptor of service containerd.services.events.v1.Events. */

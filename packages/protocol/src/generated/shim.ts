@@ -1764,23 +1764,23 @@ export namespace containerd_task_v2 {
   export const ResumeRequest: MessageType<ResumeRequest> = messageType("containerd.task.v2.ResumeRequest", createResumeRequest, encodeResumeRequest, decodeResumeRequest);
 
   export type TaskMethods = {
-    readonly state: MethodDescriptor<StateRequest, StateResponse, "unary">;
-    readonly create: MethodDescriptor<CreateTaskRequest, CreateTaskResponse, "unary">;
-    readonly start: MethodDescriptor<StartRequest, StartResponse, "unary">;
-    readonly delete: MethodDescriptor<DeleteRequest, DeleteResponse, "unary">;
-    readonly pids: MethodDescriptor<PidsRequest, PidsResponse, "unary">;
-    readonly pause: MethodDescriptor<PauseRequest, google_protobuf.Empty, "unary">;
-    readonly resume: MethodDescriptor<ResumeRequest, google_protobuf.Empty, "unary">;
-    readonly checkpoint: MethodDescriptor<CheckpointTaskRequest, google_protobuf.Empty, "unary">;
-    readonly kill: MethodDescriptor<KillRequest, google_protobuf.Empty, "unary">;
-    readonly exec: MethodDescriptor<ExecProcessRequest, google_protobuf.Empty, "unary">;
-    readonly resizePty: MethodDescriptor<ResizePtyRequest, google_protobuf.Empty, "unary">;
-    readonly closeIO: MethodDescriptor<CloseIORequest, google_protobuf.Empty, "unary">;
-    readonly update: MethodDescriptor<UpdateTaskRequest, google_protobuf.Empty, "unary">;
-    readonly wait: MethodDescriptor<WaitRequest, WaitResponse, "unary">;
-    readonly stats: MethodDescriptor<StatsRequest, StatsResponse, "unary">;
-    readonly connect: MethodDescriptor<ConnectRequest, ConnectResponse, "unary">;
-    readonly shutdown: MethodDescriptor<ShutdownRequest, google_protobuf.Empty, "unary">;
+    readonly state: MethodDescriptor<StateRequest, StateResponse, "unary", MessageInit<StateRequest>, MessageInit<StateResponse>>;
+    readonly create: MethodDescriptor<CreateTaskRequest, CreateTaskResponse, "unary", MessageInit<CreateTaskRequest>, MessageInit<CreateTaskResponse>>;
+    readonly start: MethodDescriptor<StartRequest, StartResponse, "unary", MessageInit<StartRequest>, MessageInit<StartResponse>>;
+    readonly delete: MethodDescriptor<DeleteRequest, DeleteResponse, "unary", MessageInit<DeleteRequest>, MessageInit<DeleteResponse>>;
+    readonly pids: MethodDescriptor<PidsRequest, PidsResponse, "unary", MessageInit<PidsRequest>, MessageInit<PidsResponse>>;
+    readonly pause: MethodDescriptor<PauseRequest, google_protobuf.Empty, "unary", MessageInit<PauseRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly resume: MethodDescriptor<ResumeRequest, google_protobuf.Empty, "unary", MessageInit<ResumeRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly checkpoint: MethodDescriptor<CheckpointTaskRequest, google_protobuf.Empty, "unary", MessageInit<CheckpointTaskRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly kill: MethodDescriptor<KillRequest, google_protobuf.Empty, "unary", MessageInit<KillRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly exec: MethodDescriptor<ExecProcessRequest, google_protobuf.Empty, "unary", MessageInit<ExecProcessRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly resizePty: MethodDescriptor<ResizePtyRequest, google_protobuf.Empty, "unary", MessageInit<ResizePtyRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly closeIO: MethodDescriptor<CloseIORequest, google_protobuf.Empty, "unary", MessageInit<CloseIORequest>, MessageInit<google_protobuf.Empty>>;
+    readonly update: MethodDescriptor<UpdateTaskRequest, google_protobuf.Empty, "unary", MessageInit<UpdateTaskRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly wait: MethodDescriptor<WaitRequest, WaitResponse, "unary", MessageInit<WaitRequest>, MessageInit<WaitResponse>>;
+    readonly stats: MethodDescriptor<StatsRequest, StatsResponse, "unary", MessageInit<StatsRequest>, MessageInit<StatsResponse>>;
+    readonly connect: MethodDescriptor<ConnectRequest, ConnectResponse, "unary", MessageInit<ConnectRequest>, MessageInit<ConnectResponse>>;
+    readonly shutdown: MethodDescriptor<ShutdownRequest, google_protobuf.Empty, "unary", MessageInit<ShutdownRequest>, MessageInit<google_protobuf.Empty>>;
   };
 
   /** The ttrpc descriptor of service containerd.task.v2.Task. */
@@ -2714,7 +2714,7 @@ export namespace containerd_services_events_ttrpc_v1 {
   export const Envelope: MessageType<Envelope> = messageType("containerd.services.events.ttrpc.v1.Envelope", createEnvelope, encodeEnvelope, decodeEnvelope);
 
   export type EventsMethods = {
-    readonly forward: MethodDescriptor<ForwardRequest, google_protobuf.Empty, "unary">;
+    readonly forward: MethodDescriptor<ForwardRequest, google_protobuf.Empty, "unary", MessageInit<ForwardRequest>, MessageInit<google_protobuf.Empty>>;
   };
 
   /** The ttrpc descriptor of service containerd.services.events.ttrpc.v1.Events. */
