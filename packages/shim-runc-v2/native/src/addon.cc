@@ -37,6 +37,18 @@ Napi::Value IsChildSubreaper(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), flag != 0);
 }
 
+// An anonymous pipe, both ends close-on-exec: the read end becomes a container process's stdin
+// (Node's spawn dup2s it into runc, which clears the flag there only). Node has no pipe(2):
+// its "pipe" stdio is a socketpair owned by the child's handle and destroyed when runc exits.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throw SysError(info.Env(), errno, "pipe2");
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(uint32_t(0), Napi::Number::New(info.Env(), fds[0]));
+  out.Set(uint32_t(1), Napi::Number::New(info.Env(), fds[1]));
+  return out;
+}
+
 // SO_PEERCRED: who is on the other end of a connected unix socket (as of connect()).
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -81,6 +93,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("isChildSubreaper", Napi::Function::New(env, IsChildSubreaper, "isChildSubreaper"));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize, "setWindowSize"));
   exports.Set("openPtyPeer", Napi::Function::New(env, OpenPtyPeer, "openPtyPeer"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   InitReaper(env, exports);
   InitFdReceiver(env, exports);

@@ -19,6 +19,8 @@ export interface NativeAddon {
   setWindowSize(fd: number, rows: number, cols: number): void;
   openPtyPeer(masterFd: number): number;
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
   /** Reaps every exited child that libuv did not spawn; exitedAt in ms since the epoch. */
   reapExited(): { pid: number; status: number; exitedAt: number }[];
   isDescendant(pid: number): boolean;

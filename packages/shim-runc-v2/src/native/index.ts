@@ -2,6 +2,7 @@
 export { ADDON_ENV, ADDON_FILE, addonCandidates, addonPath } from "./addon.js";
 export { closeFd, type ReceiveFdOptions, receiveFd } from "./console-socket.js";
 export { type PeerCredentials, peerCredentials, socketFd } from "./peer-credentials.js";
+export { makePipe } from "./pipe.js";
 export { openPty, PtyStream } from "./pty-stream.js";
 export {
   createReaper,
