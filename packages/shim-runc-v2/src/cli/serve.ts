@@ -1,0 +1,103 @@
+// The long-lived shim server that `start` launched: fd 3 is the listening ttrpc socket, cwd is
+// the bundle, TTRPC_ADDRESS is containerd's event socket.
+import { unlinkSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server as NetServer } from "node:net";
+import { join } from "node:path";
+import { Any, runcoptions, TaskService, unpackAnyAs } from "@tsrunc/protocol/shim";
+import { Server } from "@tsrunc/ttrpc";
+import { EventPublisher } from "../events/publisher.js";
+import { forwardEvent, taskEvents } from "../events/task-events.js";
+import { openShimLog } from "../log.js";
+import { createReaper, makePipe, peerCredentials, setChildSubreaper } from "../native/index.js";
+import type { ShimContext } from "../shim-context.js";
+import { socketPath } from "../socket-path.js";
+import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
+import type { ShimFlags } from "./flags.js";
+
+export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<void> {
+  // Before any runc runs: the container's processes must re-parent to us.
+  setChildSubreaper();
+  const log = openShimLog(bundle, { namespace: flags.namespace, id: flags.id }, flags.debug);
+  const reaper = createReaper();
+  const publisher = new EventPublisher({
+    address: process.env.TTRPC_ADDRESS ?? "",
+    namespace: flags.namespace,
+    forward: forwardEvent,
+    log,
+  });
+
+  const listener = await listenOnInheritedFd(3);
+  // The same inputs `start` used; a listener on an inherited fd does not know its own path.
+  const socketFile = socketPath(flags.address, flags.namespace, process.env.TSRUNC_SHIM_GROUP || flags.id);
+  const server = new Server({
+    peerCredentials: (s) => peerCredentials(s),
+    // Only root or our own uid may drive the shim (it runs containers as root).
+    peerCheck: (_s, peer) => peer === undefined || peer.uid === 0 || peer.uid === process.getuid?.(),
+    onError: (err) => log.warn({ err: err.message }, "ttrpc connection error"),
+  });
+
+  let exiting = false;
+  const exit = async () => {
+    if (exiting) return;
+    exiting = true;
+    log.info("shutting down");
+    await publisher.flush(2000);
+    publisher.close();
+    await server.shutdown({ timeoutMs: 1000 }).catch(() => {});
+    if (socketFile) {
+      try {
+        unlinkSync(socketFile);
+      } catch {
+        // already gone
+      }
+    }
+    reaper.close();
+    log.flush?.();
+    setTimeout(() => process.exit(0), 50).unref();
+  };
+
+  const ctx: ShimContext = {
+    namespace: flags.namespace,
+    shimBundle: bundle,
+    reaper,
+    makePipe,
+    events: taskEvents(publisher),
+    log,
+  };
+  const impl = new TaskServiceImpl(ctx, {
+    defaultOptions: await readStartOptions(bundle),
+    onShutdown: () => setImmediate(exit),
+  });
+  server.register(TaskService, taskServiceHandlers(impl, log));
+  server.serve(listener);
+  process.on("SIGTERM", () => void exit());
+  log.info({ socket: socketFile }, "shim serving");
+}
+
+function listenOnInheritedFd(fd: number): Promise<NetServer> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen({ fd }, () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+  });
+}
+
+/** The runtime options `start` received on stdin (a runc Options Any), if any. */
+async function readStartOptions(bundle: string): Promise<runcoptions.Options | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(join(bundle, "shim-options.pb"));
+  } catch {
+    return undefined;
+  }
+  try {
+    const any = Any.decode(bytes);
+    return any.typeUrl === runcoptions.Options.typeName ? unpackAnyAs(any, runcoptions.Options) : undefined;
+  } catch {
+    return undefined;
+  }
+}

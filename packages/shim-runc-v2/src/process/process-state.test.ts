@@ -1,0 +1,37 @@
+import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import t from "tap";
+import { ProcessState } from "./process-state.js";
+
+t.test("normal life: created → running → stopped → deleted", async (t) => {
+  const s = new ProcessState();
+  t.equal(s.status, "created");
+  s.transition("running");
+  const w1 = s.wait();
+  const w2 = s.wait();
+  t.ok(s.setExited({ status: 3, exitedAt: new Date(0) }));
+  t.equal(s.status, "stopped");
+  t.equal((await w1).status, 3);
+  t.equal((await w2).status, 3);
+  t.equal((await s.wait()).status, 3, "a waiter after the exit gets it at once");
+  t.notOk(s.setExited({ status: 9, exitedAt: new Date(1) }), "second exit ignored");
+  s.transition("deleted");
+});
+
+t.test("wrong transitions are FailedPrecondition", async (t) => {
+  const s = new ProcessState();
+  t.throws(
+    () => s.transition("paused"),
+    (e: unknown) => e instanceof TtrpcError && e.code === Code.FailedPrecondition,
+  );
+  s.transition("running");
+  t.throws(() => s.transition("deleted"));
+  t.throws(() => s.require("delete", "created", "stopped"));
+});
+
+t.test("a waiter can be canceled", async (t) => {
+  const s = new ProcessState();
+  const ac = new AbortController();
+  const w = s.wait(ac.signal);
+  ac.abort();
+  await t.rejects(w, { code: Code.Canceled });
+});

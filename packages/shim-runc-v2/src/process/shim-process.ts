@@ -1,0 +1,77 @@
+// What init and exec processes share: identity, pid, the state machine, stdio, and the
+// bookkeeping that keeps events in order. An exit that the reaper reports while Start is still
+// in flight is held until Start has replied, so containerd never sees /tasks/exit before the
+// start it belongs to.
+import type { ProcessIO, StdioPaths } from "../io/stdio.js";
+import type { ShimContext } from "../shim-context.js";
+import { type ExitInfo, ProcessState } from "./process-state.js";
+
+export abstract class ShimProcess {
+  readonly containerId: string;
+  /** "" for a container's init process. */
+  readonly execId: string;
+  readonly stdio: StdioPaths;
+  readonly state = new ProcessState();
+  pid = 0;
+  protected io: ProcessIO | undefined;
+  protected readonly ctx: ShimContext;
+  #startDone: Promise<void> = Promise.resolve();
+
+  constructor(ctx: ShimContext, containerId: string, execId: string, stdio: StdioPaths) {
+    this.ctx = ctx;
+    this.containerId = containerId;
+    this.execId = execId;
+    this.stdio = stdio;
+  }
+
+  /** The id containerd uses for this process in events: the exec id, or the container id. */
+  get eventId(): string {
+    return this.execId || this.containerId;
+  }
+
+  /** Runs `fn` as the start of this process; exits wait until it has finished. */
+  protected async guardStart<T>(fn: () => Promise<T>): Promise<T> {
+    let finish!: () => void;
+    this.#startDone = new Promise<void>((r) => {
+      finish = r;
+    });
+    try {
+      return await fn();
+    } finally {
+      // Let the Start reply reach the wire before a held exit is processed.
+      setImmediate(finish);
+    }
+  }
+
+  /** Follows the process's exit through the reaper once its pid is known. */
+  protected watchExit(since: Date): void {
+    this.ctx.reaper.watch(this.pid, { since }).then(
+      async (exit) => {
+        await this.#startDone;
+        this.onExit(exit);
+      },
+      (err: Error) => {
+        this.ctx.log.error({ pid: this.pid, err: err.message }, "cannot watch process exit");
+        // Without a status, report what containerd reports for a lost process.
+        this.onExit({ status: 255, exitedAt: new Date() });
+      },
+    );
+  }
+
+  protected onExit(exit: ExitInfo): void {
+    if (!this.state.setExited(exit)) return;
+    this.io?.close();
+    this.ctx.log.info({ exec_id: this.execId, pid: this.pid, status: exit.status }, "process exited");
+    this.publishExit(exit);
+  }
+
+  /** CloseIO: the process reads EOF on stdin once the client has closed its end too. */
+  closeStdin(): void {
+    this.io?.closeStdin();
+  }
+
+  abstract start(): Promise<number>;
+  abstract kill(signal: number, all: boolean): Promise<void>;
+  abstract delete(): Promise<ExitInfo & { pid: number }>;
+  protected abstract publishExit(exit: ExitInfo): void;
+}

@@ -1,0 +1,289 @@
+// The containerd.task.v2.Task service: validates each request, finds the container and process
+// it names, and delegates. What this shim cannot do (yet) answers Unimplemented.
+import { mkdir, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import {
+  GO_ZERO_TIME,
+  isAnyOf,
+  runcoptions,
+  type TaskService,
+  type task,
+  tasktypes,
+  timestampFromDate,
+  unpackAnyAs,
+} from "@tsrunc/protocol/shim";
+import { Code, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
+import type { Logger } from "pino";
+import { Container } from "./container.js";
+import { identifierProblem } from "./identifiers.js";
+import type { MountSpec } from "./mount.js";
+import { InitProcess } from "./process/init-process.js";
+import type { ExitInfo, Status } from "./process/process-state.js";
+import { Runc } from "./runc/index.js";
+import type { ShimContext } from "./shim-context.js";
+
+import { shimVersion } from "./version.js";
+
+export interface TaskServiceOptions {
+  /** Runtime options from `start`'s stdin, used when Create carries none. */
+  defaultOptions?: runcoptions.Options;
+  /** Called when Shutdown finds no container left: the process should exit. */
+  onShutdown: () => void;
+}
+
+const statusCodes: Record<Status, tasktypes.Status> = {
+  created: tasktypes.Status.CREATED,
+  running: tasktypes.Status.RUNNING,
+  paused: tasktypes.Status.PAUSED,
+  stopped: tasktypes.Status.STOPPED,
+  deleted: tasktypes.Status.STOPPED,
+};
+
+function checkId(id: string, what = "id"): void {
+  const problem = identifierProblem(id);
+  if (problem) throw new TtrpcError(Code.InvalidArgument, `invalid ${what}: ${problem}`);
+}
+
+function exitFields(exit: ExitInfo | undefined) {
+  return exit
+    ? { exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) }
+    : { exitStatus: 0, exitedAt: GO_ZERO_TIME };
+}
+
+export class TaskServiceImpl {
+  readonly containers = new Map<string, Container>();
+  /** Creates in flight, so that two Creates of one id cannot race. */
+  readonly #creating = new Set<string>();
+
+  constructor(
+    private readonly ctx: ShimContext,
+    private readonly opts: TaskServiceOptions,
+  ) {}
+
+  container(id: string): Container {
+    checkId(id);
+    const c = this.containers.get(id);
+    if (!c) throw new TtrpcError(Code.NotFound, `container ${id} not found`);
+    return c;
+  }
+
+  /** The bundle must be the shim's own or a sibling named after the container (containerd's layout). */
+  #checkBundle(id: string, bundle: string): string {
+    if (!bundle || bundle.includes("\0") || !bundle.startsWith("/")) {
+      throw new TtrpcError(Code.InvalidArgument, "bundle must be an absolute path");
+    }
+    const abs = resolve(bundle);
+    if (
+      abs !== this.ctx.shimBundle &&
+      (dirname(abs) !== dirname(this.ctx.shimBundle) || basename(abs) !== id)
+    ) {
+      throw new TtrpcError(Code.InvalidArgument, `bundle ${bundle} is outside this shim's bundle directory`);
+    }
+    return abs;
+  }
+
+  #runtimeOptions(any: task.CreateTaskRequest["options"]): runcoptions.Options | undefined {
+    if (!any || (!any.typeUrl && any.value.length === 0)) return this.opts.defaultOptions;
+    if (!isAnyOf(any, runcoptions.Options)) {
+      throw new TtrpcError(
+        Code.InvalidArgument,
+        `unsupported runtime options type ${JSON.stringify(any.typeUrl)}`,
+      );
+    }
+    try {
+      return unpackAnyAs(any, runcoptions.Options);
+    } catch (err) {
+      throw new TtrpcError(Code.InvalidArgument, `bad runtime options: ${(err as Error).message}`);
+    }
+  }
+
+  #runcRoot(namespace: string, o: runcoptions.Options | undefined): string {
+    const root = o?.root || join(process.env.TSRUNC_RUNC_ROOT || "/run/tsrunc/runc", namespace);
+    if (!root.startsWith("/") || root.includes("\0"))
+      throw new TtrpcError(Code.InvalidArgument, "runc root must be absolute");
+    return root;
+  }
+
+  #runcFor(root: string, o: runcoptions.Options | undefined, bundle: string): Runc {
+    return new Runc({
+      binary: o?.binaryName || "runc",
+      root,
+      systemdCgroup: o?.systemdCgroup ?? false,
+      criu: o?.criuPath || undefined,
+      tmpDir: bundle,
+    });
+  }
+
+  async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
+    checkId(req.id);
+    const bundle = this.#checkBundle(req.id, req.bundle);
+    if (this.containers.has(req.id) || this.#creating.has(req.id)) {
+      throw new TtrpcError(Code.AlreadyExists, `container ${req.id} already exists`);
+    }
+    if (req.terminal) throw new TtrpcError(Code.Unimplemented, "terminal is not supported yet");
+    if (req.checkpoint || req.parentCheckpoint)
+      throw new TtrpcError(Code.Unimplemented, "restore is not supported yet");
+    const options = this.#runtimeOptions(req.options);
+    const root = this.#runcRoot(this.ctx.namespace, options);
+    const runc = this.#runcFor(root, options, bundle);
+    this.#creating.add(req.id);
+    try {
+      // `delete` runs after a crash without our memory: it finds runc's root and binary here.
+      await mkdir(bundle, { recursive: true });
+      await writeFile(
+        join(bundle, "tsrunc-options.json"),
+        JSON.stringify({ binary: options?.binaryName || "runc", root }),
+      );
+      const rootfs: MountSpec[] = req.rootfs.map((m) => ({
+        type: m.type,
+        source: m.source,
+        target: m.target,
+        options: m.options,
+      }));
+      const init = await InitProcess.create(this.ctx, {
+        id: req.id,
+        bundle,
+        rootfs,
+        stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+        runc,
+        noPivotRoot: options?.noPivotRoot,
+        noNewKeyring: options?.noNewKeyring,
+      });
+      this.containers.set(req.id, new Container(init));
+      return { pid: init.pid };
+    } finally {
+      this.#creating.delete(req.id);
+    }
+  }
+
+  async start(req: task.StartRequest): Promise<task.StartResponse> {
+    const c = this.container(req.id);
+    if (req.execId) checkId(req.execId, "exec id");
+    return { pid: await c.process(req.execId).start() };
+  }
+
+  async state(req: task.StateRequest): Promise<task.StateResponse> {
+    const c = this.container(req.id);
+    const p = c.process(req.execId);
+    return {
+      id: p.eventId,
+      bundle: c.bundle,
+      pid: p.pid,
+      status: statusCodes[p.state.status],
+      stdin: p.stdio.stdin,
+      stdout: p.stdio.stdout,
+      stderr: p.stdio.stderr,
+      terminal: p.stdio.terminal,
+      execId: req.execId,
+      ...exitFields(p.state.exit),
+    };
+  }
+
+  async delete(req: task.DeleteRequest): Promise<task.DeleteResponse> {
+    const c = this.container(req.id);
+    const p = c.process(req.execId);
+    const r = await p.delete();
+    if (req.execId) c.execs.delete(req.execId);
+    else this.containers.delete(req.id);
+    return { pid: r.pid, exitStatus: r.status, exitedAt: timestampFromDate(r.exitedAt) };
+  }
+
+  async kill(req: task.KillRequest): Promise<void> {
+    const c = this.container(req.id);
+    if (req.signal <= 0 || req.signal > 64)
+      throw new TtrpcError(Code.InvalidArgument, `invalid signal ${req.signal}`);
+    await c.process(req.execId).kill(req.signal, req.all);
+  }
+
+  async wait(req: task.WaitRequest, signal: AbortSignal): Promise<task.WaitResponse> {
+    const p = this.container(req.id).process(req.execId);
+    const exit = await p.state.wait(signal);
+    return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
+  }
+
+  async pids(req: task.PidsRequest): Promise<task.PidsResponse> {
+    const c = this.container(req.id);
+    if (c.init.state.status === "stopped") return { processes: [] };
+    let pids: number[];
+    try {
+      pids = await c.init.runc.ps(c.id);
+    } catch (err) {
+      throw new TtrpcError(Code.Unknown, `pids: ${(err as Error).message}`);
+    }
+    return { processes: pids.map((pid) => ({ pid })) };
+  }
+
+  async connect(req: task.ConnectRequest): Promise<task.ConnectResponse> {
+    const c = req.id ? this.containers.get(req.id) : undefined;
+    return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: shimVersion };
+  }
+
+  async shutdown(_req: task.ShutdownRequest): Promise<void> {
+    if (this.containers.size > 0) return;
+    this.opts.onShutdown();
+  }
+}
+
+const unimplemented = (what: string) => async (): Promise<never> => {
+  throw new TtrpcError(Code.Unimplemented, `${what} is not implemented by this shim yet`);
+};
+
+/** Binds the implementation to the wire descriptor; at debug level every call is logged. */
+export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): ServiceImpl<typeof TaskService> {
+  const handlers = bindHandlers(impl);
+  if (!log?.isLevelEnabled("debug")) return handlers;
+  const traced: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(handlers) as [
+    string,
+    (req: unknown, ctx: unknown) => Promise<unknown>,
+  ][]) {
+    traced[name] = async (req: { id?: string; execId?: string }, ctx: unknown) => {
+      const started = performance.now();
+      try {
+        const res = await fn(req, ctx);
+        log.debug({ method: name, id: req.id, exec_id: req.execId, ms: performance.now() - started }, "call");
+        return res;
+      } catch (err) {
+        log.debug(
+          { method: name, id: req.id, exec_id: req.execId, err: (err as Error).message },
+          "call failed",
+        );
+        throw err;
+      }
+    };
+  }
+  return traced as ServiceImpl<typeof TaskService>;
+}
+
+function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
+  const empty = {};
+  return {
+    state: (req) => impl.state(req),
+    create: (req) => impl.create(req),
+    start: (req) => impl.start(req),
+    delete: (req) => impl.delete(req),
+    pids: (req) => impl.pids(req),
+    pause: unimplemented("pause"),
+    resume: unimplemented("resume"),
+    checkpoint: unimplemented("checkpoint"),
+    kill: async (req) => {
+      await impl.kill(req);
+      return empty;
+    },
+    exec: unimplemented("exec"),
+    resizePty: unimplemented("resize pty"),
+    closeIO: async (req) => {
+      const p = impl.container(req.id).process(req.execId);
+      if (req.stdin) p.closeStdin();
+      return empty;
+    },
+    update: unimplemented("update"),
+    wait: (req, ctx) => impl.wait(req, ctx.signal),
+    stats: unimplemented("stats"),
+    connect: (req) => impl.connect(req),
+    shutdown: async (req) => {
+      await impl.shutdown(req);
+      return empty;
+    },
+  };
+}

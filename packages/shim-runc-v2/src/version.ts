@@ -1,0 +1,1 @@
+export const shimVersion = "0.1.0";
