@@ -24,8 +24,8 @@ await build({
   keepNames: true,
   legalComments: "none",
   logLevel: "warning",
-  // pino's optional transports and pretty-printer run in worker threads we never start.
-  external: ["pino-pretty", "thread-stream", "pino-worker", "pino-file"],
+  // pino-pretty is an optional pretty-printer pino only requires when asked to.
+  external: ["pino-pretty"],
 });
 chmodSync(out, 0o755);
 // An extension-less script takes its module type from the nearest package.json; the package's

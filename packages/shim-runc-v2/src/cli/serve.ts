@@ -19,6 +19,14 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
   // Before any runc runs: the container's processes must re-parent to us.
   setChildSubreaper();
   const log = openShimLog(bundle, { namespace: flags.namespace, id: flags.id }, flags.debug);
+  // A shim must not die silently: containerd shows the log, so the last word goes there.
+  const die = (kind: string) => (err: unknown) => {
+    log.fatal({ err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, kind);
+    log.flush?.();
+    setTimeout(() => process.exit(2), 100);
+  };
+  process.on("uncaughtException", die("uncaught exception"));
+  process.on("unhandledRejection", die("unhandled rejection"));
   const reaper = createReaper();
   const publisher = new EventPublisher({
     address: process.env.TTRPC_ADDRESS ?? "",
