@@ -2,7 +2,7 @@
 // checks of replies, status codes, events and cleanup that are awkward to see through ctr.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Topics, tasktypes } from "@tsrunc/protocol";
+import { events, OciProcessType, packAny, Topics, tasktypes } from "@tsrunc/protocol";
 import { Code } from "@tsrunc/ttrpc";
 import t from "tap";
 import { alive, shimEnv } from "./helpers/shim.js";
@@ -126,4 +126,162 @@ t.test("a rootfs given as a bind mount is mounted for the container and unmounte
   await task.wait({ id: "m1" });
   await task.delete({ id: "m1" });
   t.notOk(fs.readFileSync("/proc/self/mountinfo", "utf8").includes(path.join(bundle, "rootfs")), "unmounted");
+});
+
+function processSpec(args: string[], terminal = false) {
+  return packAny(OciProcessType, {
+    args,
+    cwd: "/",
+    env: ["PATH=/bin:/usr/bin"],
+    terminal,
+    user: { uid: 0, gid: 0 },
+  });
+}
+
+t.test("exec: added, started, output, exit codes, events, delete; 20 at once", async (t) => {
+  const env = await shimEnv(t);
+  const bundle = await env.bundle("e1", ["/bin/sleep", "1000"]);
+  const { task } = await env.start(bundle, "e1");
+  await task.create({ id: "e1", bundle });
+  await t.rejects(
+    task
+      .exec({ id: "e1", execId: "x1", spec: processSpec(["/bin/true"]) })
+      .then(() => task.start({ id: "e1", execId: "x1" })),
+    { code: Code.FailedPrecondition },
+    "exec before the init runs cannot start",
+  );
+  await task.delete({ id: "e1", execId: "x1" });
+  await task.start({ id: "e1" });
+
+  const out = await env.fifoReader("x2-stdout");
+  await task.exec({
+    id: "e1",
+    execId: "x2",
+    stdout: out.path,
+    spec: processSpec(["/bin/sh", "-c", "echo from exec; exit 5"]),
+  });
+  await t.rejects(task.exec({ id: "e1", execId: "x2", spec: processSpec(["/bin/true"]) }), {
+    code: Code.AlreadyExists,
+  });
+  await t.rejects(task.exec({ id: "e1", execId: "x3", spec: { typeUrl: "nope", value: new Uint8Array() } }), {
+    code: Code.InvalidArgument,
+  });
+  const started = await task.start({ id: "e1", execId: "x2" });
+  t.ok(started.pid > 0);
+  t.equal((await task.wait({ id: "e1", execId: "x2" })).exitStatus, 5);
+  t.equal(await out.text, "from exec\n");
+  t.equal((await task.state({ id: "e1", execId: "x2" })).status, tasktypes.Status.STOPPED);
+  t.equal((await task.delete({ id: "e1", execId: "x2" })).exitStatus, 5);
+  await t.rejects(task.state({ id: "e1", execId: "x2" }), { code: Code.NotFound });
+
+  const ids = Array.from({ length: 20 }, (_, i) => `p${i}`);
+  await Promise.all(
+    ids.map((id, i) =>
+      task.exec({ id: "e1", execId: id, spec: processSpec(["/bin/sh", "-c", `exit ${i + 1}`]) }),
+    ),
+  );
+  await Promise.all(ids.map((id) => task.start({ id: "e1", execId: id })));
+  const codes = await Promise.all(ids.map((id) => task.wait({ id: "e1", execId: id })));
+  t.same(
+    codes.map((c) => c.exitStatus),
+    ids.map((_, i) => i + 1),
+    "20 concurrent execs report their own exit codes",
+  );
+
+  const sleeper = await task
+    .exec({ id: "e1", execId: "s1", spec: processSpec(["/bin/sleep", "1000"]) })
+    .then(() => task.start({ id: "e1", execId: "s1" }));
+  const pids = await task.pids({ id: "e1" });
+  t.ok(
+    pids.processes.some((p) => p.pid === sleeper.pid && p.info),
+    "pids marks the exec's process",
+  );
+  await task.kill({ id: "e1", execId: "s1", signal: 9 });
+  t.equal((await task.wait({ id: "e1", execId: "s1" })).exitStatus, 137);
+
+  await task.kill({ id: "e1", signal: 9 });
+  await task.wait({ id: "e1" });
+  await t.rejects(
+    task.exec({ id: "e1", execId: "late", spec: processSpec(["/bin/true"]) }),
+    { code: Code.FailedPrecondition },
+    "exec into a stopped container",
+  );
+  await waitFor("events", () =>
+    env.events.some(
+      (e) => e.topic === Topics.taskExit && e.event && events.TaskExit.decode(e.event.value).id === "e1",
+    ),
+  );
+  const x2 = env.events
+    .filter(
+      (e) =>
+        e.event &&
+        "execId" in (decodeEvent(e) ?? {}) &&
+        (decodeEvent(e) as { execId: string }).execId === "x2",
+    )
+    .map((e) => e.topic);
+  t.same(x2, [Topics.taskExecAdded, Topics.taskExecStarted], "exec-added then exec-started");
+  const exitOfX2 = env.events.findIndex(
+    (e) => e.topic === Topics.taskExit && events.TaskExit.decode(e.event!.value).id === "x2",
+  );
+  const startOfX2 = env.events.findIndex(
+    (e) =>
+      e.topic === Topics.taskExecStarted && events.TaskExecStarted.decode(e.event!.value).execId === "x2",
+  );
+  t.ok(startOfX2 >= 0 && exitOfX2 > startOfX2, "exit after exec-started");
+  await task.delete({ id: "e1" });
+});
+
+function decodeEvent(e: {
+  topic: string;
+  event?: { typeUrl: string; value: Uint8Array };
+}): object | undefined {
+  if (!e.event) return undefined;
+  if (e.topic === Topics.taskExecAdded) return events.TaskExecAdded.decode(e.event.value);
+  if (e.topic === Topics.taskExecStarted) return events.TaskExecStarted.decode(e.event.value);
+  return undefined;
+}
+
+t.test("terminal: output through the pty, input reaches the shell, resize shows in stty", async (t) => {
+  const env = await shimEnv(t);
+  const bundle = await env.bundle("tty1", ["/bin/sh"], (spec) => {
+    (spec.process as { terminal: boolean }).terminal = true;
+  });
+  const { task } = await env.start(bundle, "tty1");
+  const stdin = await env.fifoWriter("tty1-stdin");
+  const stdout = await env.fifoReader("tty1-stdout");
+  await task.create({ id: "tty1", bundle, terminal: true, stdin: stdin.path, stdout: stdout.path });
+  await task.resizePty({ id: "tty1", width: 91, height: 37 });
+  await task.start({ id: "tty1" });
+  const w = stdin.open();
+  w.write("stty size; echo marker-$((6*7))\n");
+  w.write("exit 4\n");
+  t.equal((await task.wait({ id: "tty1" })).exitStatus, 4);
+  const text = await stdout.text;
+  t.match(text, /37 91/, "the resize reached the terminal");
+  t.match(text, /marker-42/, "typed input ran in the shell");
+  w.destroy();
+  await task.delete({ id: "tty1" });
+});
+
+t.test("exec with a terminal", async (t) => {
+  const env = await shimEnv(t);
+  const bundle = await env.bundle("tty2", ["/bin/sleep", "1000"]);
+  const { task } = await env.start(bundle, "tty2");
+  await task.create({ id: "tty2", bundle });
+  await task.start({ id: "tty2" });
+  const out = await env.fifoReader("tx-stdout");
+  await task.exec({
+    id: "tty2",
+    execId: "tx",
+    terminal: true,
+    stdout: out.path,
+    spec: processSpec(["/bin/sh", "-c", "tty && test -t 0 && echo is-a-tty"], true),
+  });
+  await task.start({ id: "tty2", execId: "tx" });
+  t.equal((await task.wait({ id: "tty2", execId: "tx" })).exitStatus, 0);
+  t.match(await out.text, /\/dev\/pts\/\d+[\s\S]*is-a-tty/);
+  await task.delete({ id: "tty2", execId: "tx" });
+  await task.kill({ id: "tty2", signal: 9 });
+  await task.wait({ id: "tty2" });
+  await task.delete({ id: "tty2" });
 });

@@ -5,6 +5,9 @@ import { basename, dirname, join, resolve } from "node:path";
 import {
   GO_ZERO_TIME,
   isAnyOf,
+  type OciProcess,
+  OciProcessType,
+  packAny,
   runcoptions,
   type TaskService,
   type task,
@@ -17,6 +20,7 @@ import type { Logger } from "pino";
 import { Container } from "./container.js";
 import { identifierProblem } from "./identifiers.js";
 import type { MountSpec } from "./mount.js";
+import { ExecProcess } from "./process/exec-process.js";
 import { InitProcess } from "./process/init-process.js";
 import type { ExitInfo, Status } from "./process/process-state.js";
 import { Runc } from "./runc/index.js";
@@ -120,7 +124,6 @@ export class TaskServiceImpl {
     if (this.containers.has(req.id) || this.#creating.has(req.id)) {
       throw new TtrpcError(Code.AlreadyExists, `container ${req.id} already exists`);
     }
-    if (req.terminal) throw new TtrpcError(Code.Unimplemented, "terminal is not supported yet");
     if (req.checkpoint || req.parentCheckpoint)
       throw new TtrpcError(Code.Unimplemented, "restore is not supported yet");
     const options = this.#runtimeOptions(req.options);
@@ -210,7 +213,43 @@ export class TaskServiceImpl {
     } catch (err) {
       throw new TtrpcError(Code.Unknown, `pids: ${(err as Error).message}`);
     }
-    return { processes: pids.map((pid) => ({ pid })) };
+    // containerd shows which exec a pid belongs to through runc's ProcessDetails.
+    const execOf = new Map([...c.execs.values()].map((p) => [p.pid, p.execId]));
+    return {
+      processes: pids.map((pid) => {
+        const execId = execOf.get(pid);
+        return execId ? { pid, info: packAny(runcoptions.ProcessDetails, { execId }) } : { pid };
+      }),
+    };
+  }
+
+  async exec(req: task.ExecProcessRequest): Promise<void> {
+    const c = this.container(req.id);
+    checkId(req.execId, "exec id");
+    if (c.execs.has(req.execId))
+      throw new TtrpcError(Code.AlreadyExists, `exec ${req.execId} already exists`);
+    c.init.state.require("exec in", "created", "running");
+    if (!req.spec || !isAnyOf(req.spec, OciProcessType)) {
+      throw new TtrpcError(Code.InvalidArgument, "exec spec must be a runtime-spec Process");
+    }
+    let spec: OciProcess;
+    try {
+      spec = unpackAnyAs(req.spec, OciProcessType);
+    } catch (err) {
+      throw new TtrpcError(Code.InvalidArgument, `bad exec spec: ${(err as Error).message}`);
+    }
+    if (!spec || typeof spec !== "object" || !Array.isArray(spec.args) || spec.args.length === 0) {
+      throw new TtrpcError(Code.InvalidArgument, "exec spec needs args");
+    }
+    const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+    c.execs.set(req.execId, new ExecProcess(this.ctx, c.init, req.execId, stdio, spec));
+  }
+
+  async resizePty(req: task.ResizePtyRequest): Promise<void> {
+    const p = this.container(req.id).process(req.execId);
+    if (req.width > 0xffff || req.height > 0xffff)
+      throw new TtrpcError(Code.InvalidArgument, "window size out of range");
+    p.resize(req.width, req.height);
   }
 
   async connect(req: task.ConnectRequest): Promise<task.ConnectResponse> {
@@ -270,8 +309,14 @@ function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
       await impl.kill(req);
       return empty;
     },
-    exec: unimplemented("exec"),
-    resizePty: unimplemented("resize pty"),
+    exec: async (req) => {
+      await impl.exec(req);
+      return empty;
+    },
+    resizePty: async (req) => {
+      await impl.resizePty(req);
+      return empty;
+    },
     closeIO: async (req) => {
       const p = impl.container(req.id).process(req.execId);
       if (req.stdin) p.closeStdin();

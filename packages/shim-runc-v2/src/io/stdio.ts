@@ -13,6 +13,7 @@
 import { closeSync, constants, lstatSync, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import type { StdioHandle } from "./stdio-handle.js";
 
 export interface StdioPaths {
   stdin: string;
@@ -26,7 +27,7 @@ export type ChildFd = number | "ignore";
 /** Makes an anonymous pipe: [read end, write end], both close-on-exec. */
 export type MakePipe = () => [number, number];
 
-function openFifo(path: string, flags: number, what: string): number {
+export function openFifo(path: string, flags: number, what: string): number {
   if (path.includes("\0") || !path.startsWith("/")) {
     throw new TtrpcError(Code.InvalidArgument, `${what} path must be absolute: ${JSON.stringify(path)}`);
   }
@@ -40,7 +41,7 @@ function openFifo(path: string, flags: number, what: string): number {
   return openSync(path, flags | constants.O_NOFOLLOW);
 }
 
-export class ProcessIO {
+export class ProcessIO implements StdioHandle {
   /** What runc (and so the process) gets as fd 0, 1 and 2. */
   readonly childStdio: [ChildFd, ChildFd, ChildFd];
   readonly paths: StdioPaths;
@@ -96,6 +97,20 @@ export class ProcessIO {
     }
   }
 
+  async afterCreate(): Promise<void> {
+    this.releaseChildEnds();
+  }
+
+  resize(): void {
+    // No terminal: nothing to resize (containerd sends ResizePty only for terminals).
+  }
+
+  processExited(): void {
+    // stdout/stderr need nothing (the process held the only writers); stdin's copy is moot.
+    this.#stdinReader?.destroy();
+    this.#stdinWriter?.destroy();
+  }
+
   /** After runc has handed the fds to the process, the shim drops its copies of them. */
   releaseChildEnds(): void {
     for (const fd of new Set(this.#childEnds)) closeQuietly(fd);
@@ -119,7 +134,7 @@ export class ProcessIO {
   }
 }
 
-function closeQuietly(fd: number): void {
+export function closeQuietly(fd: number): void {
   try {
     closeSync(fd);
   } catch {

@@ -2,7 +2,8 @@
 // `runc kill`, removed with `runc delete`. Its exit ends the container.
 import { join } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { ProcessIO, type StdioPaths } from "../io/stdio.js";
+import { openStdio } from "../io/open-stdio.js";
+import type { StdioPaths } from "../io/stdio.js";
 import { type MountSpec, mountRootfs, unmountRootfs } from "../mount.js";
 import { type Runc, runcErrorToStatus } from "../runc/index.js";
 import type { ShimContext } from "../shim-context.js";
@@ -37,15 +38,16 @@ export class InitProcess extends ShimProcess {
     await mountRootfs(opts.bundle, opts.rootfs);
     const pidFile = join(opts.bundle, "init.pid");
     try {
-      p.io = ProcessIO.open(opts.stdio, ctx.makePipe);
+      p.io = openStdio(opts.stdio, ctx.makePipe);
       const since = new Date();
       const created = await opts.runc.create(opts.id, opts.bundle, {
         pidFile,
         stdio: p.io.childStdio,
+        consoleSocket: p.io.consoleSocket,
         noPivot: opts.noPivotRoot,
         noNewKeyring: opts.noNewKeyring,
       });
-      p.io.releaseChildEnds();
+      await p.io.afterCreate();
       p.pid = created.pid;
       p.watchExit(since);
     } catch (err) {

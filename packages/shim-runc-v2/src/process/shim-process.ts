@@ -2,7 +2,9 @@
 // bookkeeping that keeps events in order. An exit that the reaper reports while Start is still
 // in flight is held until Start has replied, so containerd never sees /tasks/exit before the
 // start it belongs to.
-import type { ProcessIO, StdioPaths } from "../io/stdio.js";
+
+import type { StdioPaths } from "../io/stdio.js";
+import type { StdioHandle } from "../io/stdio-handle.js";
 import type { ShimContext } from "../shim-context.js";
 import { type ExitInfo, ProcessState } from "./process-state.js";
 
@@ -13,7 +15,7 @@ export abstract class ShimProcess {
   readonly stdio: StdioPaths;
   readonly state = new ProcessState();
   pid = 0;
-  protected io: ProcessIO | undefined;
+  protected io: StdioHandle | undefined;
   protected readonly ctx: ShimContext;
   #startDone: Promise<void> = Promise.resolve();
 
@@ -60,7 +62,7 @@ export abstract class ShimProcess {
 
   protected onExit(exit: ExitInfo): void {
     if (!this.state.setExited(exit)) return;
-    this.io?.close();
+    this.io?.processExited();
     this.ctx.log.info({ exec_id: this.execId, pid: this.pid, status: exit.status }, "process exited");
     this.publishExit(exit);
   }
@@ -68,6 +70,12 @@ export abstract class ShimProcess {
   /** CloseIO: the process reads EOF on stdin once the client has closed its end too. */
   closeStdin(): void {
     this.io?.closeStdin();
+  }
+
+  /** ResizePty. */
+  resize(width: number, height: number): void {
+    if (!this.stdio.terminal) return;
+    this.io?.resize(width, height);
   }
 
   abstract start(): Promise<number>;
