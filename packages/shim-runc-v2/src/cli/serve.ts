@@ -35,7 +35,6 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     log,
   });
 
-  const listener = await listenOnInheritedFd(3);
   // The same inputs `start` used; a listener on an inherited fd does not know its own path.
   const socketFile = socketPath(flags.address, flags.namespace, process.env.TSRUNC_SHIM_GROUP || flags.id);
   const server = new Server({
@@ -78,14 +77,18 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     onShutdown: () => setImmediate(exit),
   });
   server.register(TaskService, taskServiceHandlers(impl, log));
-  server.serve(listener);
+  // Only now start accepting: a connection accepted by a net.Server without a 'connection'
+  // handler would sit unread forever (containerd's Create hung that way while we awaited above).
+  await listenOnInheritedFd(3, server);
   process.on("SIGTERM", () => void exit());
   log.info({ socket: socketFile }, "shim serving");
 }
 
-function listenOnInheritedFd(fd: number): Promise<NetServer> {
+/** Accepts on the socket `start` bound, with the ttrpc server attached before the first accept. */
+function listenOnInheritedFd(fd: number, server: Server): Promise<NetServer> {
   return new Promise((resolve, reject) => {
     const s = createServer();
+    server.serve(s);
     s.once("error", reject);
     s.listen({ fd }, () => {
       s.off("error", reject);
