@@ -20,6 +20,10 @@ import type { Logger } from "pino";
 import { Container } from "./container.js";
 import { identifierProblem } from "./identifiers.js";
 import type { MountSpec } from "./mount.js";
+import { checkpointTask } from "./ops/checkpoint.js";
+import { pauseTask, resumeTask } from "./ops/pause.js";
+import { statsTask } from "./ops/stats.js";
+import { updateTask } from "./ops/update.js";
 import { ExecProcess } from "./process/exec-process.js";
 import { InitProcess } from "./process/init-process.js";
 import type { ExitInfo, Status } from "./process/process-state.js";
@@ -263,10 +267,6 @@ export class TaskServiceImpl {
   }
 }
 
-const unimplemented = (what: string) => async (): Promise<never> => {
-  throw new TtrpcError(Code.Unimplemented, `${what} is not implemented by this shim yet`);
-};
-
 /** Binds the implementation to the wire descriptor; at debug level every call is logged. */
 export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): ServiceImpl<typeof TaskService> {
   const handlers = bindHandlers(impl);
@@ -278,6 +278,7 @@ export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): Servic
   ][]) {
     traced[name] = async (req: { id?: string; execId?: string }, ctx: unknown) => {
       const started = performance.now();
+      log.debug({ method: name, id: req.id, exec_id: req.execId }, "call start");
       try {
         const res = await fn(req, ctx);
         log.debug({ method: name, id: req.id, exec_id: req.execId, ms: performance.now() - started }, "call");
@@ -302,9 +303,9 @@ function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
     start: (req) => impl.start(req),
     delete: (req) => impl.delete(req),
     pids: (req) => impl.pids(req),
-    pause: unimplemented("pause"),
-    resume: unimplemented("resume"),
-    checkpoint: unimplemented("checkpoint"),
+    pause: (req) => pauseTask(impl, req),
+    resume: (req) => resumeTask(impl, req),
+    checkpoint: (req, ctx) => checkpointTask(impl, req, ctx.signal),
     kill: async (req) => {
       await impl.kill(req);
       return empty;
@@ -322,9 +323,9 @@ function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
       if (req.stdin) p.closeStdin();
       return empty;
     },
-    update: unimplemented("update"),
+    update: (req, ctx) => updateTask(impl, req, ctx.signal),
     wait: (req, ctx) => impl.wait(req, ctx.signal),
-    stats: unimplemented("stats"),
+    stats: (req, ctx) => statsTask(impl, req, ctx.signal),
     connect: (req) => impl.connect(req),
     shutdown: async (req) => {
       await impl.shutdown(req);

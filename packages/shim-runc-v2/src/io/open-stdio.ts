@@ -1,8 +1,15 @@
 // Chooses how a process's stdio is served from what containerd asked for.
 import { ConsoleIO } from "./console-io.js";
+import { isLogUri, LogUriIO } from "./log-uri-io.js";
 import { type MakePipe, ProcessIO, type StdioPaths } from "./stdio.js";
 import type { StdioHandle } from "./stdio-handle.js";
 
-export function openStdio(paths: StdioPaths, makePipe: MakePipe): StdioHandle {
-  return paths.terminal ? ConsoleIO.open(paths) : ProcessIO.open(paths, makePipe);
+export async function openStdio(
+  paths: StdioPaths,
+  makePipe: MakePipe,
+  ids: { containerId: string; namespace: string },
+): Promise<StdioHandle> {
+  if (paths.terminal) return ConsoleIO.open(paths);
+  if (isLogUri(paths.stdout)) return LogUriIO.open(paths, makePipe, ids);
+  return ProcessIO.open(paths, makePipe);
 }

@@ -19,6 +19,8 @@ export interface NativeAddon {
   setWindowSize(fd: number, rows: number, cols: number): void;
   openPtyPeer(masterFd: number): number;
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): cgroup v1 OOM notifications. */
+  eventfd(): number;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Reaps every exited child that libuv did not spawn; exitedAt in ms since the epoch. */

@@ -1,6 +1,7 @@
 // The shim's native pieces: subreaper and reaper, console socket, pty stream, peer credentials.
 export { ADDON_ENV, ADDON_FILE, addonCandidates, addonPath } from "./addon.js";
 export { closeFd, type ReceiveFdOptions, receiveFd } from "./console-socket.js";
+export { EventCounter } from "./eventfd.js";
 export { type PeerCredentials, peerCredentials, socketFd } from "./peer-credentials.js";
 export { makePipe } from "./pipe.js";
 export { openPty, PtyStream } from "./pty-stream.js";

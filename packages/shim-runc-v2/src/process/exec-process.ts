@@ -29,7 +29,10 @@ export class ExecProcess extends ShimProcess {
       // The exec's process spec decides the terminal; containerd's flag must agree with it.
       const spec = { ...this.#spec, terminal: this.stdio.terminal } as ProcessSpec;
       try {
-        this.io = openStdio(this.stdio, this.ctx.makePipe);
+        this.io = await openStdio(this.stdio, this.ctx.makePipe, {
+          containerId: this.containerId,
+          namespace: this.ctx.namespace,
+        });
         const since = new Date();
         const { pid } = await this.#init.runc.exec(this.containerId, spec, {
           pidFile: join(this.#init.bundle, `${this.execId}.pid`),

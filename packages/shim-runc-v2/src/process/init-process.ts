@@ -5,6 +5,9 @@ import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { openStdio } from "../io/open-stdio.js";
 import type { StdioPaths } from "../io/stdio.js";
 import { type MountSpec, mountRootfs, unmountRootfs } from "../mount.js";
+import { checkpointInit } from "../ops/checkpoint.js";
+import { type OomWatch, watchOom } from "../ops/oom.js";
+import { pauseInit, resumeInit, thawAfterExit } from "../ops/pause.js";
 import { type Runc, runcErrorToStatus } from "../runc/index.js";
 import type { ShimContext } from "../shim-context.js";
 import type { ExitInfo } from "./process-state.js";
@@ -24,6 +27,8 @@ export class InitProcess extends ShimProcess {
   readonly bundle: string;
   readonly runc: Runc;
   readonly rootfs: MountSpec[];
+  /** Publishes /tasks/oom for the container's memory cgroup (ops/oom.ts). */
+  oom: OomWatch | undefined;
 
   private constructor(ctx: ShimContext, opts: InitOptions) {
     super(ctx, opts.id, "", opts.stdio);
@@ -38,7 +43,7 @@ export class InitProcess extends ShimProcess {
     await mountRootfs(opts.bundle, opts.rootfs);
     const pidFile = join(opts.bundle, "init.pid");
     try {
-      p.io = openStdio(opts.stdio, ctx.makePipe);
+      p.io = await openStdio(opts.stdio, ctx.makePipe, { containerId: opts.id, namespace: ctx.namespace });
       const since = new Date();
       const created = await opts.runc.create(opts.id, opts.bundle, {
         pidFile,
@@ -50,6 +55,7 @@ export class InitProcess extends ShimProcess {
       await p.io.afterCreate();
       p.pid = created.pid;
       p.watchExit(since);
+      p.oom = watchOom(ctx, opts.id, p.pid);
     } catch (err) {
       p.io?.close();
       await opts.runc.delete(opts.id, { force: true }).catch(() => {});
@@ -94,6 +100,27 @@ export class InitProcess extends ShimProcess {
     }
   }
 
+  /** Pause, Resume and Checkpoint live in ops/; these bind them to this process's context. */
+  pause(): Promise<void> {
+    return pauseInit(this, this.ctx.events);
+  }
+
+  resume(): Promise<void> {
+    return resumeInit(this, this.ctx.events);
+  }
+
+  checkpoint(req: Parameters<typeof checkpointInit>[2], signal?: AbortSignal): Promise<void> {
+    return checkpointInit(this, this.ctx.events, req, signal);
+  }
+
+  protected override onExit(exit: ExitInfo): void {
+    // An OOM kill the kernel has signalled is published before the exit it caused.
+    this.oom?.check();
+    const wasPaused = this.state.status === "paused";
+    super.onExit(exit);
+    if (wasPaused) thawAfterExit(this, this.ctx.log);
+  }
+
   /** Removes the container from runc, unmounts the rootfs and reports the exit. */
   async delete(): Promise<ExitInfo & { pid: number }> {
     this.state.require("delete", "created", "stopped");
@@ -110,6 +137,7 @@ export class InitProcess extends ShimProcess {
       });
     }
     this.io?.close();
+    this.oom?.close();
     await unmountRootfs(this.bundle);
     const exit = this.state.exit ?? { status: 137, exitedAt: new Date() };
     if (!this.state.exit) this.state.setExited(exit);
