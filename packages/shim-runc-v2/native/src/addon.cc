@@ -98,6 +98,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitReaper(env, exports);
   InitFdReceiver(env, exports);
   InitFdPoll(env, exports);
+  InitEventFd(env, exports);
   return exports;
 }
 

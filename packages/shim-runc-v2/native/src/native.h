@@ -13,5 +13,6 @@ Napi::Error SysError(Napi::Env env, int err, const char* syscall, const std::str
 void InitReaper(Napi::Env env, Napi::Object exports);
 void InitFdReceiver(Napi::Env env, Napi::Object exports);
 void InitFdPoll(Napi::Env env, Napi::Object exports);
+void InitEventFd(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsrunc

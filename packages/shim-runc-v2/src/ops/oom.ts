@@ -47,9 +47,7 @@ export function watchOom(
     ctx.events.oom({ containerId });
   };
   try {
-    return cgroup.version === 1
-      ? new OomWatchV1(cgroup, publish, ctx.log)
-      : new OomWatchV2(cgroup, publish, ctx.log);
+    return watchMemoryCgroup(cgroup, publish, ctx.log);
   } catch (err) {
     ctx.log.warn({ cgroup: cgroup.dir, err: (err as Error).message }, "cannot watch for OOM");
     return undefined;
@@ -57,6 +55,11 @@ export function watchOom(
 }
 
 type Log = Pick<ShimContext["log"], "warn">;
+
+/** The watcher for this cgroup's version; throws when it cannot be set up. */
+export function watchMemoryCgroup(cgroup: MemoryCgroup, publish: () => void, log: Log): OomWatch {
+  return cgroup.version === 1 ? new OomWatchV1(cgroup, publish, log) : new OomWatchV2(cgroup, publish, log);
+}
 
 /** cgroup v1: eventfd + cgroup.event_control. */
 export class OomWatchV1 implements OomWatch {
