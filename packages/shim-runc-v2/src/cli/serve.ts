@@ -18,6 +18,10 @@ import type { ShimFlags } from "./flags.js";
 export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<void> {
   // Before any runc runs: the container's processes must re-parent to us.
   setChildSubreaper();
+  // The shim outlives its start bundle when it serves a pod (containerd removes the sandbox's
+  // bundle while other containers still run), and a child spawned with a removed cwd fails
+  // with ENOENT. Paths are absolute from here on.
+  process.chdir("/");
   const log = openShimLog(bundle, { namespace: flags.namespace, id: flags.id }, flags.debug);
   // A shim must not die silently: containerd shows the log, so the last word goes there.
   const die = (kind: string) => (err: unknown) => {
