@@ -53,6 +53,10 @@ export const OciLinuxResourcesType: JsonType<OciLinuxResources> = jsonType(
 export const OciWindowsResourcesType: JsonType<OciWindowsResources> = jsonType(
   `${RUNTIME_SPEC_TYPE_URL_PREFIX}WindowsResources`,
 );
+/** The runtime-spec features document (`runc features`), as a shim's -info reports it. */
+export const OciFeaturesType: JsonType<Record<string, unknown>> = jsonType(
+  `${RUNTIME_SPEC_TYPE_URL_PREFIX}features/Features`,
+);
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds types of every message shape
 export type AnyType = MessageType<any> | JsonType<any>;
@@ -165,6 +169,7 @@ export const anyRegistry: AnyRegistry = new AnyRegistry().register(
   OciProcessType,
   OciLinuxResourcesType,
   OciWindowsResourcesType,
+  OciFeaturesType,
 );
 
 /**

@@ -48,8 +48,9 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       if (flags.info) {
-        const { printInfo } = await import("./cli/info.js");
-        await printInfo();
+        const { runtimeInfo } = await import("./cli/info.js");
+        const bytes = await runtimeInfo(await readStdin());
+        await new Promise<void>((r) => process.stdout.write(bytes, () => r()));
         return 0;
       }
       process.stderr.write(`unknown verb ${JSON.stringify(flags.verb)}: use start, delete, -v or -info\n`);

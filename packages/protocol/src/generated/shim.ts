@@ -7,6 +7,7 @@
 //   proto/containerd/services/events/ttrpc/v1/events.proto
 //   proto/containerd/task/v2/shim.proto
 //   proto/containerd/types/descriptor.proto
+//   proto/containerd/types/introspection.proto
 //   proto/containerd/types/metrics.proto
 //   proto/containerd/types/mount.proto
 //   proto/containerd/v1/types/task.proto
@@ -388,6 +389,143 @@ export namespace containerd_types {
   }
 
   export const Metric: MessageType<Metric> = messageType("containerd.types.Metric", createMetric, encodeMetric, decodeMetric);
+
+  export interface RuntimeVersion {
+    version: string;
+    revision: string;
+  }
+
+  function createRuntimeVersion(init?: MessageInit<RuntimeVersion>): RuntimeVersion {
+    const i: MessageInit<RuntimeVersion> = init ?? {};
+    return {
+      version: i.version ?? "",
+      revision: i.revision ?? "",
+    };
+  }
+
+  function encodeRuntimeVersion(m: MessageInit<RuntimeVersion>, w: Writer): void {
+    if (m.version) w.uint32(10).string(m.version);
+    if (m.revision) w.uint32(18).string(m.revision);
+  }
+
+  function decodeRuntimeVersion(r: Reader, end: number): RuntimeVersion {
+    let version: string = "";
+    let revision: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          version = r.string();
+          continue;
+        case 18:
+          revision = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { version, revision };
+  }
+
+  export const RuntimeVersion: MessageType<RuntimeVersion> = messageType("containerd.types.RuntimeVersion", createRuntimeVersion, encodeRuntimeVersion, decodeRuntimeVersion);
+
+  export interface RuntimeInfo {
+    name: string;
+    version?: RuntimeVersion | undefined;
+    /** The runtime options the shim was given on stdin. */
+    options?: google_protobuf.Any | undefined;
+    /** For OCI runtimes: the runtime-spec "features" document (JSON in an Any). */
+    features?: google_protobuf.Any | undefined;
+    annotations: Record<string, string>;
+  }
+
+  function createRuntimeInfo(init?: MessageInit<RuntimeInfo>): RuntimeInfo {
+    const i: MessageInit<RuntimeInfo> = init ?? {};
+    return {
+      name: i.name ?? "",
+      version: i.version == null ? undefined : RuntimeVersion.create(i.version),
+      options: i.options == null ? undefined : google_protobuf.Any.create(i.options),
+      features: i.features == null ? undefined : google_protobuf.Any.create(i.features),
+      annotations: i.annotations ? (copyMap(i.annotations) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeRuntimeInfo(m: MessageInit<RuntimeInfo>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.version != null) {
+      w.uint32(18).fork();
+      RuntimeVersion.encodeTo(m.version, w);
+      w.ldelim();
+    }
+    if (m.options != null) {
+      w.uint32(26).fork();
+      google_protobuf.Any.encodeTo(m.options, w);
+      w.ldelim();
+    }
+    if (m.features != null) {
+      w.uint32(34).fork();
+      google_protobuf.Any.encodeTo(m.features, w);
+      w.ldelim();
+    }
+    if (m.annotations) {
+      for (const k of Object.keys(m.annotations)) {
+        w.uint32(42).fork().uint32(10).string(k);
+        w.uint32(18).string(m.annotations[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeRuntimeInfo(r: Reader, end: number): RuntimeInfo {
+    let name: string = "";
+    let version: RuntimeVersion | undefined;
+    let options: google_protobuf.Any | undefined;
+    let features: google_protobuf.Any | undefined;
+    const annotations: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          version = RuntimeVersion.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          options = google_protobuf.Any.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 34: {
+          const e = subEnd(r, end);
+          features = google_protobuf.Any.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 42: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(annotations, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { name, version, options, features, annotations };
+  }
+
+  export const RuntimeInfo: MessageType<RuntimeInfo> = messageType("containerd.types.RuntimeInfo", createRuntimeInfo, encodeRuntimeInfo, decodeRuntimeInfo);
 }
 
 /** Proto package containerd.v1.types. */
