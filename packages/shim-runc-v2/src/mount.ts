@@ -14,6 +14,11 @@ export interface MountSpec {
 }
 
 const fsType = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/**
+ * At most this many rootfs mounts per container: containerd's snapshotters hand over one or two,
+ * each one costs a mount(8) process, and unmountRootfs takes down at most this many layers.
+ */
+export const MAX_ROOTFS_MOUNTS = 16;
 
 function check(m: MountSpec): void {
   if (!fsType.test(m.type))
@@ -32,6 +37,11 @@ export function rootfsPath(bundle: string): string {
 /** Mounts each mount in order on bundle/rootfs; on failure, unmounts what it mounted. */
 export async function mountRootfs(bundle: string, mounts: readonly MountSpec[]): Promise<void> {
   if (mounts.length === 0) return;
+  if (mounts.length > MAX_ROOTFS_MOUNTS)
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `too many rootfs mounts (${mounts.length}, at most ${MAX_ROOTFS_MOUNTS})`,
+    );
   for (const m of mounts) check(m);
   const target = rootfsPath(bundle);
   await mkdir(target, { recursive: true, mode: 0o711 });
@@ -54,7 +64,7 @@ export async function mountRootfs(bundle: string, mounts: readonly MountSpec[]):
 /** Unmounts everything stacked on bundle/rootfs (lazily, like MNT_DETACH); a no-op when nothing is. */
 export async function unmountRootfs(bundle: string): Promise<void> {
   const target = rootfsPath(bundle);
-  for (let i = 0; i < 16; i++) {
+  for (let i = 0; i < MAX_ROOTFS_MOUNTS; i++) {
     const r = await execa("umount", ["-l", "--", target], { reject: false, stdin: "ignore" });
     if (r.exitCode !== 0) return;
   }
