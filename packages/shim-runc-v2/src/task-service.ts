@@ -1,5 +1,6 @@
 // The containerd.task.v2.Task service: validates each request, finds the container and process
 // it names, and delegates. What this shim cannot do (yet) answers Unimplemented.
+import { lstatSync, type Stats } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import {
@@ -87,6 +88,15 @@ export class TaskServiceImpl {
     ) {
       throw new TtrpcError(Code.InvalidArgument, `bundle ${bundle} is outside this shim's bundle directory`);
     }
+    // containerd makes the bundle before Create. A symlink in its place would have the shim write
+    // its options file and mount the rootfs wherever the link points.
+    let st: Stats;
+    try {
+      st = lstatSync(abs);
+    } catch {
+      throw new TtrpcError(Code.NotFound, `bundle ${bundle} does not exist`);
+    }
+    if (!st.isDirectory()) throw new TtrpcError(Code.InvalidArgument, `bundle ${bundle} is not a directory`);
     return abs;
   }
 
