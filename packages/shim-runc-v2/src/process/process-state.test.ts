@@ -37,3 +37,12 @@ t.test("a waiter can be canceled", async (t) => {
   ac.abort();
   await t.rejects(w, { code: Code.Canceled });
 });
+
+t.test("a waiter whose call passes its deadline fails with the call's reason", async (t) => {
+  // Found by test/fuzz: a Wait whose deadline passed was answered Canceled, not DeadlineExceeded.
+  const s = new ProcessState();
+  const ac = new AbortController();
+  const w = s.wait(ac.signal);
+  ac.abort(new TtrpcError(Code.DeadlineExceeded, "ttrpc: deadline exceeded"));
+  await t.rejects(w, { code: Code.DeadlineExceeded });
+});

@@ -73,7 +73,9 @@ export class ProcessState {
       };
       const onAbort = () => {
         this.#waiters = this.#waiters.filter((w) => w !== done);
-        reject(new TtrpcError(Code.Canceled, "wait canceled"));
+        // The call's own reason when it has one (a passed deadline is DeadlineExceeded).
+        const reason: unknown = signal?.reason;
+        reject(reason instanceof TtrpcError ? reason : new TtrpcError(Code.Canceled, "wait canceled"));
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
