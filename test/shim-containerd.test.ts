@@ -23,6 +23,7 @@ import {
   runcContainersIn,
 } from "./helpers/cleanup.js";
 import { argValue, type Containerd, startContainerd, type TestLike } from "./helpers/containerd.js";
+import { importBusyboxImage } from "./helpers/image.js";
 import { LineReader } from "./helpers/lines.js";
 import { alive } from "./helpers/shim.js";
 import { waitFor } from "./helpers/wait.js";
@@ -49,9 +50,18 @@ async function containerdWithShim(t: TestLike): Promise<Containerd> {
   return cd;
 }
 
-/** `ctr run [flags] --runtime ours --rootfs <fresh rootfs> id cmd...` */
-function run(cd: Containerd, flags: string[], id: string, cmd: string[]) {
-  return cd.ctr(["run", ...flags, "--runtime", RUNTIME, "--rootfs", cd.rootfs(`rootfs-${id}`), id, ...cmd]);
+/**
+ * `ctr run [flags] --runtime ours --rootfs <fresh rootfs> id cmd...`, or with `image`:
+ * `ctr run [flags] --runtime ours <image> id cmd...` (an overlay snapshot the shim mounts).
+ */
+function run(cd: Containerd, flags: string[], id: string, cmd: string[], image?: string) {
+  const source = image ? [image] : ["--rootfs", cd.rootfs(`rootfs-${id}`)];
+  return cd.ctr(["run", ...flags, "--runtime", RUNTIME, ...source, id, ...cmd]);
+}
+
+/** True while something is mounted on the task's <bundle>/rootfs (an image's snapshot). */
+function rootfsMounted(cd: Containerd, id: string): boolean {
+  return findScopeMounts(cd.scope).includes(path.join(cd.bundleDir(id), "rootfs"));
 }
 
 /** id → {pid, status} from `ctr task ls`. */
@@ -226,13 +236,38 @@ t.test("ctr run --rm: stdout, stderr and exit code; nothing left", async (t) => 
   const socket = servedSocket(cd, "c1");
   t.ok(socket, "the shim logged its socket (through the bundle's log fifo into containerd's log)");
   t.notOk(socket && fs.existsSync(socket), `no shim socket ${socket}`);
+
+  // The same from an image: the shim mounts the overlay snapshot and must unmount it.
+  const image = await importBusyboxImage(cd);
+  const ri = await run(
+    cd,
+    ["--rm"],
+    "c2",
+    ["/bin/sh", "-c", "grep -q ' / / .* - overlay ' /proc/self/mountinfo && echo out; echo err >&2; exit 3"],
+    image,
+  );
+  t.same(
+    [ri.stdout, ri.stderr, ri.exitCode],
+    ["out", "err", 3],
+    "image: stdout on an overlay root, stderr, 3",
+  );
+  await waitFor("shim gone", () => shimProcesses(cd).length === 0, 5000).catch(() => {});
+  t.same(
+    shimProcesses(cd).map((p) => p.argv.join(" ")),
+    [],
+    "image: no shim process",
+  );
+  t.same(findScopeMounts(cd.scope), [cd.root], "image: the rootfs is unmounted");
+  const socket2 = servedSocket(cd, "c2");
+  t.notOk(socket2 === undefined || fs.existsSync(socket2), `image: no shim socket ${socket2}`);
   await finish(t, cd);
 });
 
 t.test("detached run, SIGKILL: task ls, events in order, exit 137, rm leaves nothing", async (t) => {
   const cd = await containerdWithShim(t);
+  const image = await importBusyboxImage(cd);
   const ev = await events(cd);
-  const r = await run(cd, ["-d"], "k1", ["/bin/sleep", "1000"]);
+  const r = await run(cd, ["-d"], "k1", ["/bin/sleep", "1000"], image);
   t.equal(r.exitCode, 0, "ctr run -d k1", { stderr: r.stderr });
   const tr = trace(cd, "k1");
   const task = (await taskList(cd)).get("k1");
@@ -246,6 +281,7 @@ t.test("detached run, SIGKILL: task ls, events in order, exit 137, rm leaves not
   t.equal(seen, true, "that pid is the container's process (/bin/sleep 1000)", { cmdline: seen });
   t.ok(alive(tr.shimPid), "the shim serves");
   t.ok(fs.statSync(tr.socket).isSocket(), "the shim's socket exists");
+  t.ok(rootfsMounted(cd, "k1"), "the image's snapshot is mounted on the bundle's rootfs");
 
   const kill = await cd.ctr(["task", "kill", "-s", "KILL", "k1"]);
   t.equal(kill.exitCode, 0, "ctr task kill -s KILL", { stderr: kill.stderr });
@@ -295,23 +331,24 @@ t.test("SIGTERM to an init that traps it: exit 143", async (t) => {
 
 t.test("containerd SIGKILLed and restarted under 5 running tasks; one exits meanwhile", async (t) => {
   const cd = await containerdWithShim(t);
+  const image = await importBusyboxImage(cd);
   const ids = ["r1", "r2", "r3", "r4", "r5"];
+  // r1-r4 from the image (mounted snapshots), all at once; r5 on a plain rootfs dir it watches.
   const runs = await Promise.all(
     ids.map((id) =>
-      run(
-        cd,
-        ["-d"],
-        id,
-        id === "r5"
-          ? ["/bin/sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done; exit 7"]
-          : ["/bin/sleep", "1000"],
-      ),
+      id === "r5"
+        ? run(cd, ["-d"], id, ["/bin/sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done; exit 7"])
+        : run(cd, ["-d"], id, ["/bin/sleep", "1000"], image),
     ),
   );
   for (const [i, r] of runs.entries()) t.equal(r.exitCode, 0, `ctr run -d ${ids[i]}`, { stderr: r.stderr });
   const traces = new Map(ids.map((id) => [id, trace(cd, id)]));
   const before = await taskList(cd);
   for (const id of ids) t.equal(before.get(id)?.status, "RUNNING", `${id} runs`);
+  t.ok(
+    ids.slice(0, 4).every((id) => rootfsMounted(cd, id)),
+    "r1-r4 have their snapshots mounted",
+  );
 
   await cd.kill9();
   t.notOk(cd.running(), "containerd is gone");
@@ -360,11 +397,13 @@ t.test("containerd SIGKILLed and restarted under 5 running tasks; one exits mean
 
 t.test("our shim SIGKILLed: containerd runs `delete`, the task ends with 137, nothing leaks", async (t) => {
   const cd = await containerdWithShim(t);
+  const image = await importBusyboxImage(cd);
   const ev = await events(cd);
-  const r = await run(cd, ["-d"], "s1", ["/bin/sleep", "1000"]);
+  const r = await run(cd, ["-d"], "s1", ["/bin/sleep", "1000"], image);
   t.equal(r.exitCode, 0, "ctr run -d s1", { stderr: r.stderr });
   const tr = trace(cd, "s1");
   t.equal((await taskList(cd)).get("s1")?.status, "RUNNING");
+  t.ok(rootfsMounted(cd, "s1"), "the image's snapshot is mounted on the bundle's rootfs");
   process.kill(tr.shimPid, "SIGKILL");
 
   const exit = await ev.next("s1", "/tasks/exit");
