@@ -23,7 +23,7 @@ import { covfuzz } from "./lib/covfuzz.js";
 import { ServerEnd, turns } from "./lib/duplex.js";
 import { buildBytes, caseArb } from "./lib/frame-arbs.js";
 import { echoProbe, fuzzCalls, fuzzProfile, fuzzServer } from "./lib/fuzz-service.js";
-import { PROPER, RUNC_BACKED, taskMethods } from "./lib/shim-profile.js";
+import { statusProblems, taskMethods } from "./lib/shim-profile.js";
 import type { TapTest } from "./lib/tap.js";
 import { inprocTask } from "./lib/task-inproc.js";
 import { HEADER, MAX_DATA, RefParser, rawFrame, T_DATA, T_REQUEST, type WireEvent } from "./lib/wire.js";
@@ -327,20 +327,6 @@ t.test("task dispatcher: the shim's Task service, coverage-guided", async (t) =>
   conn?.destroy();
   await task.server.close();
 });
-
-/** Problems with a status the shim answered `method` with. */
-export function statusProblems(method: string, code: number, message: string): string[] {
-  if (
-    /TypeError|ReferenceError|Cannot read propert|is not a function|is not iterable|Maximum call stack/.test(
-      message,
-    ) &&
-    code !== 0
-  )
-    return [`${method}: a JS error surfaced as code ${code}: ${message}`];
-  if (PROPER.has(code)) return [];
-  if (code === 2 && RUNC_BACKED.has(method) && /^(OCI runtime|mount rootfs|pids:)/.test(message)) return [];
-  return [`${method}: improper status ${code}: ${message}`];
-}
 
 function report(t: TapTest, name: string, res: Awaited<ReturnType<typeof covfuzz>>) {
   executed[name] = (executed[name] ?? 0) + res.execs;

@@ -67,37 +67,45 @@ export async function campaign<T>(t: TestLike, o: CampaignOptions<T>): Promise<n
     if (after) problems.push(after);
     if (problems.length) throw new Error(problems.join("\n"));
   });
-  const seed = seedFromEnv();
-  const res = await fc.check(prop, {
-    numRuns: o.maxRuns ?? (LONG ? 1e9 : 100000),
-    interruptAfterTimeLimit: o.ms,
-    markInterruptAsFailure: false,
-    endOnFailure: true,
-    ...(seed === undefined ? {} : { seed }),
-  });
-  let runs = res.numRuns;
-  if (!res.failed) {
+  // Batches of runs until the budget is spent: fast-check's own time limits either abandon the
+  // input in flight (interrupt), which would leave its work running into the checks that follow,
+  // or keep generating values for the runs they skip. Batch k runs with seed base+k.
+  const base = seedFromEnv() ?? (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+  const maxRuns = o.maxRuns ?? (LONG ? 1e9 : 100000);
+  const shrinkMs = o.shrinkMs ?? Math.min(30000, Math.max(5000, o.ms));
+  let runs = 0;
+  let size = 8;
+  let failed: fc.RunDetails<[T]> | undefined;
+  for (let k = 0; runs < maxRuns && Date.now() - started < o.ms; k++) {
+    const t0 = Date.now();
+    const res = await fc.check(prop, {
+      numRuns: Math.min(size, maxRuns - runs),
+      seed: base + k,
+      // Only shrinking can run long here: give it its own budget.
+      interruptAfterTimeLimit: Math.max(1000, o.ms - (t0 - started)) + shrinkMs,
+      markInterruptAsFailure: false,
+    });
+    runs += res.numRuns + (res.failed ? res.numShrinks : 0);
+    if (res.failed) {
+      failed = res;
+      break;
+    }
+    if (Date.now() - t0 < 250) size = Math.min(size * 2, 512);
+  }
+  if (!failed) {
     executed[o.target] = (executed[o.target] ?? 0) + runs;
-    t.comment(`${o.target}: ${runs} inputs in ${Date.now() - started} ms (seed ${res.seed})`);
+    t.comment(`${o.target}: ${runs} inputs in ${Date.now() - started} ms (seed ${base})`);
     t.pass(`${o.target}: no failure in ${runs} inputs`);
     return runs;
   }
-  // Shrink with a budget of its own, starting from the failing input.
-  const shrinkMs = o.shrinkMs ?? Math.min(30000, Math.max(5000, o.ms));
-  const shrunk = await fc.check(prop, {
-    examples: [res.counterexample as [T]],
-    numRuns: 1,
-    interruptAfterTimeLimit: shrinkMs,
-    markInterruptAsFailure: false,
-  });
-  const ce = (shrunk.failed ? shrunk.counterexample : res.counterexample) as [T];
-  const err = shrunk.failed ? shrunk.errorInstance : res.errorInstance;
-  runs += shrunk.numRuns + shrunk.numShrinks;
   executed[o.target] = (executed[o.target] ?? 0) + runs;
+  const res = failed;
+  const ce = res.counterexample as [T];
+  const err = res.errorInstance;
   const input = caseToJson(ce[0]);
   const saved = process.env.TSR_FUZZ_SAVE === "1" ? saveRegression(o.target, input, String(err)) : undefined;
   t.fail(
-    `${o.target}: failure after ${res.numRuns} inputs (seed ${res.seed}, path ${res.counterexamplePath})`,
+    `${o.target}: failure after ${runs} inputs (seed ${base}, batch seed ${res.seed}, ${res.numShrinks} shrinks)`,
     {
       error: String(err instanceof Error ? err.message : err),
       input: JSON.stringify(input).slice(0, 4000),

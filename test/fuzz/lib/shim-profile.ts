@@ -105,3 +105,17 @@ export const connectProbe = {
   call: { service: TASK, method: "Connect", payload: TaskService.methods.connect.requestType.encode({}) },
   code: 0,
 };
+
+/** Problems with the status a shim answered `method` with (none for a proper one). */
+export function statusProblems(method: string, code: number, message: string): string[] {
+  if (
+    code !== 0 &&
+    /TypeError|ReferenceError|Cannot read propert|is not a function|is not iterable|Maximum call stack/.test(
+      message,
+    )
+  )
+    return [`${method}: a JS error surfaced as code ${code}: ${message}`];
+  if (PROPER.has(code)) return [];
+  if (code === 2 && RUNC_BACKED.has(method) && /^(OCI runtime|mount rootfs|pids:)/.test(message)) return [];
+  return [`${method}: improper status ${code}: ${message}`];
+}
