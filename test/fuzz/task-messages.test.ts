@@ -8,109 +8,17 @@
 // baseline (fds, zombies, RSS, mounts, sockets, runc state).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { Code, type TtrpcError } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 import t from "tap";
 import { readMountInfo } from "../helpers/cleanup.js";
 import { campaign, executed, fileBudgetMs } from "./lib/campaign.js";
 import { snapshot } from "./lib/health.js";
-import { type LiveShim, liveShim, SENTINEL } from "./lib/live-shim.js";
-import { statusProblems, TASK } from "./lib/shim-profile.js";
-import { type Fixtures, taskInputArb } from "./lib/task-arbs.js";
+import { liveShim, SENTINEL } from "./lib/live-shim.js";
+import { taskInputArb } from "./lib/task-arbs.js";
+import { fixtures, portableTaskInput, removeAll, runTaskInput, untouched } from "./lib/task-fixtures.js";
 
 const BUDGET = fileBudgetMs(12000);
-
-async function fixtures(shim: LiveShim): Promise<Fixtures> {
-  const root = shim.env.root.path;
-  const fx = path.join(root, "fx");
-  const outside = path.join(root, "outside");
-  fs.mkdirSync(fx);
-  fs.mkdirSync(outside);
-  fs.mkdirSync(path.join(fx, "dir"));
-  fs.writeFileSync(path.join(fx, "file"), "regular file\n");
-  const fifos = ["f1", "f2", "f3"].map((n) => path.join(fx, n));
-  await execa("mkfifo", [...fifos, path.join(outside, "fifo")]);
-  fs.symlinkSync(fifos[0]!, path.join(fx, "link-fifo"));
-  fs.symlinkSync(path.join(fx, "dir"), path.join(fx, "link-dir"));
-  // Siblings of the shim's bundle: a real one, a regular file, a symlink to a directory outside,
-  // an empty directory, and one that does not exist.
-  await shim.env.bundle("sib1", ["/bin/sleep", "100000"]);
-  const b = shim.bundlesDir;
-  fs.writeFileSync(path.join(b, "sibfile"), "not a bundle\n");
-  fs.symlinkSync(outside, path.join(b, "siblink"));
-  fs.mkdirSync(path.join(b, "sibnocfg"));
-  const paths = [
-    shim.bundle,
-    ...["sib1", "sibfile", "siblink", "sibnocfg", "sibgone"].map((n) => path.join(b, n)),
-    `${b}/sib1/../fz`,
-    `${b}//fz/`,
-    `${b}/../x`,
-    b,
-    "/etc",
-    "/",
-    "/dev/null",
-    "/proc/self/fd/0",
-    "relative/bundle",
-    "",
-    "x".repeat(5000),
-    "/tmp/../etc",
-    path.join(fx, "file"),
-    path.join(fx, "dir"),
-    path.join(fx, "link-fifo"),
-    path.join(fx, "link-dir"),
-    path.join(fx, "missing"),
-    outside,
-    path.join(outside, "fifo"),
-    ...fifos,
-  ];
-  return {
-    root,
-    bundle: shim.bundle,
-    bundlesDir: b,
-    paths,
-    fifos: [...fifos, path.join(outside, "fifo")],
-    ids: ["fz", "sib1", "sibfile", "siblink", "sibnocfg", "sibgone", "A_b.c-d"],
-  };
-}
-
-/** What must not change during the campaign: the symlinked directory and the regular file. */
-function untouched(fx: Fixtures): string | undefined {
-  const outside = fs.readdirSync(path.join(fx.root, "outside")).sort();
-  if (outside.join(",") !== "fifo")
-    return `written through a symlinked bundle: ${path.join(fx.root, "outside")} holds ${outside.join(", ")}`;
-  const st = fs.lstatSync(path.join(fx.bundlesDir, "sibfile"));
-  if (!st.isFile() || fs.readFileSync(path.join(fx.bundlesDir, "sibfile"), "utf8") !== "not a bundle\n")
-    return "the regular file beside the bundles changed";
-  if (!fs.lstatSync(path.join(fx.bundlesDir, "siblink")).isSymbolicLink())
-    return "the symlinked bundle was replaced";
-  return undefined;
-}
-
-/** Removes every container and exec the campaign left, through the API. */
-async function removeAll(shim: LiveShim, ids: string[]): Promise<string[]> {
-  const problems: string[] = [];
-  const opts = { timeoutMs: 15000 };
-  for (const id of ids) {
-    const st = await shim.task.state({ id }, opts).catch((e: TtrpcError) => e);
-    if (st instanceof TtrpcError) {
-      if (st.code !== Code.NotFound && st.code !== Code.InvalidArgument)
-        problems.push(`State ${id}: ${st.message}`);
-      continue;
-    }
-    for (const execId of ["e1", "e2"]) {
-      await shim.task.kill({ id, execId, signal: 9 }, opts).catch(() => {});
-      await shim.task.wait({ id, execId }, { timeoutMs: 3000 }).catch(() => {});
-      await shim.task.delete({ id, execId }, opts).catch(() => {});
-    }
-    await shim.task.resume({ id }, opts).catch(() => {});
-    await shim.task.kill({ id, signal: 9, all: true }, opts).catch(() => {});
-    const w = await shim.task.wait({ id }, opts).catch((e: Error) => e);
-    if (w instanceof Error) problems.push(`Wait ${id} after SIGKILL: ${w.message}`);
-    const d = await shim.task.delete({ id }, opts).catch((e: Error) => e);
-    if (d instanceof Error) problems.push(`Delete ${id}: ${d.message}`);
-  }
-  return problems;
-}
 
 t.test("hostile Task API requests against the live shim", async (t) => {
   const shim = await liveShim(t);
@@ -125,25 +33,17 @@ t.test("hostile Task API requests against the live shim", async (t) => {
     arb: taskInputArb(fx),
     ms: BUDGET * 0.8,
     shrinkMs: 20000,
-    run: async ({ method, payload, how }) => {
-      const wait = method === "Wait";
-      const r = await client
-        .call(TASK, method, payload, { timeoutMs: wait ? 400 : 20000 })
-        .then(() => ({ code: 0, message: "" }))
-        .catch((e: TtrpcError) => ({ code: e.code ?? -1, message: String(e.message) }));
-      const counts = (byMethod[method] ??= {});
+    run: async (input) => {
+      const r = await runTaskInput(client, input);
+      const counts = byMethod[input.method] ?? {};
+      byMethod[input.method] = counts;
       counts[r.code] = (counts[r.code] ?? 0) + 1;
-      const problems: string[] = [];
-      if (r.code === Code.DeadlineExceeded && !wait) problems.push(`${method} (${how}): no answer in 20 s`);
-      else if (r.code === Code.Unavailable && /closed|connection/.test(r.message))
-        problems.push(`${method} (${how}): connection lost: ${r.message}`);
-      else if (!(wait && r.code === Code.DeadlineExceeded))
-        problems.push(...statusProblems(method, r.code, r.message).map((p) => `${p} (${how})`));
-      if (!snapshot(shim.pid).alive) problems.push("the shim died");
+      if (!snapshot(shim.pid).alive) r.problems.push("the shim died");
       const touched = untouched(fx);
-      if (touched) problems.push(`${method} (${how}): ${touched}`);
-      return problems;
+      if (touched) r.problems.push(`${input.method} (${input.how}): ${touched}`);
+      return r.problems;
     },
+    toJson: (input) => portableTaskInput(fx, shim.env.namespace, input),
   });
   t.comment(`answers by method and code: ${JSON.stringify(byMethod)}`);
   await client.close();

@@ -84,6 +84,7 @@ t.test("Task API command sequences against the model, with real runc", async (t)
     arb: commandsArb(IDS),
     ms: BUDGET * 0.85,
     shrinkMs: 60000,
+    toJson: (cmds) => [...cmds].map(String),
     run: async (cmds) => {
       const real: Real = { task, bundles, implemented, log: [] };
       sequences++;

@@ -51,6 +51,8 @@ export interface CampaignOptions<T> {
   maxRuns?: number;
   /** Budget for shrinking a failure (default: min(30 s, max(5 s, ms))). */
   shrinkMs?: number;
+  /** The input as saved in a regression file (default: caseToJson). */
+  toJson?: (input: T) => unknown;
   /** Runs after each input, e.g. to check the server is still alive; a string is a failure. */
   after?: () => Promise<string | undefined> | string | undefined;
 }
@@ -102,7 +104,7 @@ export async function campaign<T>(t: TestLike, o: CampaignOptions<T>): Promise<n
   const res = failed;
   const ce = res.counterexample as [T];
   const err = res.errorInstance;
-  const input = caseToJson(ce[0]);
+  const input = o.toJson ? o.toJson(ce[0]) : caseToJson(ce[0]);
   const saved = process.env.TSR_FUZZ_SAVE === "1" ? saveRegression(o.target, input, String(err)) : undefined;
   t.fail(
     `${o.target}: failure after ${runs} inputs (seed ${base}, batch seed ${res.seed}, ${res.numShrinks} shrinks)`,

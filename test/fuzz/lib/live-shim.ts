@@ -53,7 +53,7 @@ export async function liveShim(t: TapTest, opts: LiveShimOptions = {}): Promise<
   // place, and a process that has it mapped then crashes at its next call into it.
   const bin = path.join(env.root.path, "bin");
   fs.mkdirSync(bin);
-  for (const f of [path.basename(SHIM_BIN), "tsrunc_native.node", "package.json"])
+  for (const f of fs.readdirSync(path.dirname(SHIM_BIN)))
     fs.copyFileSync(path.join(path.dirname(SHIM_BIN), f), path.join(bin, f));
   const shimBin = path.join(bin, path.basename(SHIM_BIN));
   // Through `env -i`, as shimEnv does: tap re-injects NODE_OPTIONS into every child.

@@ -446,13 +446,13 @@ export function sanitize(fx: Fixtures, method: string, bytes: Uint8Array): Uint8
   }
   if (method === "Create") {
     const opts = req.options as { typeUrl: string; value: Uint8Array } | undefined;
-    if (opts && opts.typeUrl.endsWith(OPTS_URL)) {
+    if (opts?.typeUrl.endsWith(OPTS_URL)) {
       try {
         const o = runcoptions.Options.decode(opts.value);
         if (
           (o.binaryName && o.binaryName !== "runc") ||
           o.criuPath ||
-          (o.root && o.root.startsWith("/") && !inside(fx, o.root)) ||
+          (o.root?.startsWith("/") && !inside(fx, o.root)) ||
           o.shimCgroup ||
           o.systemdCgroup
         ) {

@@ -9,7 +9,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runcoptions, TaskService } from "@tsrunc/protocol";
-import { Code, Server, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
+import { Code, decodeResponse, encodeRequest, Server, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
+import { ServerEnd } from "./duplex.js";
+import { statusProblems, taskMethods } from "./shim-profile.js";
+import { RefParser, rawFrame, T_REQUEST } from "./wire.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHIM_DIST = path.resolve(here, "../../../../packages/shim-runc-v2/dist");
@@ -70,4 +73,49 @@ export async function inprocTask(root: string): Promise<InprocTask> {
     create: (req, ctx2) => create({ ...req, options: undefined, rootfs: [] }, ctx2),
   });
   return out;
+}
+
+/**
+ * Runs task-dispatch inputs on one in-memory connection: the first byte picks the method, the
+ * rest is its payload; the answer must be a proper status within 5 s.
+ */
+export function taskRunner(task: InprocTask): { run(input: Uint8Array): Promise<string[]>; close(): void } {
+  const names = [...taskMethods.keys()];
+  let conn: ServerEnd | undefined;
+  let callId = -1;
+  const call = async (method: string, payload: Uint8Array): Promise<string[]> => {
+    if (callId > 0x7ffffff0) {
+      conn?.destroy();
+      conn = undefined;
+      callId = -1;
+    }
+    if (!conn) {
+      conn = new ServerEnd();
+      task.server.handleConnection(conn.asSocket());
+    }
+    const e = conn;
+    const before = e.written.length;
+    callId += 2;
+    const id = callId;
+    e.feed(rawFrame(id, T_REQUEST, 0, encodeRequest({ service: TaskService.name, method, payload })));
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const frames = new RefParser().push(Buffer.concat(e.written.slice(before)));
+      const f = frames.find((x) => x.kind === "frame" && x.id === id);
+      if (f && f.kind === "frame") {
+        const st = decodeResponse(f.data).status;
+        return statusProblems(method, st.code, st.message);
+      }
+      if (e.destroyed) {
+        conn = undefined;
+        return ["the connection was closed"];
+      }
+      if (Date.now() > deadline) return [`${method}: no answer in 5 s`];
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
+  return {
+    run: (input) => call(names[(input[0] ?? 0) % names.length]!, input.subarray(1)),
+    close: () => conn?.destroy(),
+  };
 }

@@ -395,3 +395,40 @@ export function commandsArb(ids: string[]) {
     { maxCommands: 14 },
   );
 }
+
+/** A command back from its toString() (regression files store sequences that way). */
+export function parseCommand(s: string): Cmd {
+  const m = /^(\w+)(?:\[(\d+)\])?\(([^/)]*)(?:\/([^)]*))?\)$/.exec(s);
+  if (!m) throw new Error(`not a command: ${s}`);
+  const [, name, arg, id = "", execId = ""] = m;
+  const n = Number(arg);
+  switch (name) {
+    case "Create":
+      return new Create(id);
+    case "Start":
+      return new Start(id, execId);
+    case "Kill9":
+      return new Kill9(id, execId);
+    case "KillBadSignal":
+      return new KillBadSignal(id, n);
+    case "Delete":
+      return new Delete(id, execId);
+    case "Wait":
+      return new Wait(id, execId);
+    case "State":
+      return new State(id, execId);
+    case "CloseIO":
+      return new CloseIO(id, execId);
+    case "Pids":
+      return new Pids(id);
+    case "Pause":
+      return new Pause(id);
+    case "Resume":
+      return new Resume(id);
+    case "Exec":
+      return new Exec(id, execId || "e1");
+    case "ResizePty":
+      return new ResizePty(id, execId, n);
+  }
+  throw new Error(`unknown command ${name}`);
+}
