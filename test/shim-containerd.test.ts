@@ -44,7 +44,7 @@ async function containerdWithShim(t: TestLike): Promise<Containerd> {
   if (r.exitCode !== 0)
     throw new Error(`scripts/install ${prefix} failed (npm run build first?): ${r.stderr}`);
   const installed = fs.readdirSync(path.join(prefix, "bin")).sort();
-  if (installed.join(" ") !== `${SHIM} tsrunc_native.node`) {
+  if (installed.join(" ") !== `${SHIM} tsrunc-shim.cache tsrunc-shim.js tsrunc_native.node`) {
     throw new Error(`unexpected files in ${prefix}/bin: ${installed.join(" ")}`);
   }
   return cd;

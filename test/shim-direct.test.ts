@@ -2,10 +2,11 @@
 // checks of replies, status codes, events and cleanup that are awkward to see through ctr.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { events, OciProcessType, packAny, Topics, tasktypes } from "@tsrunc/protocol";
+import { events, OciProcessType, packAny, Topics, task as task_, tasktypes } from "@tsrunc/protocol";
 import { Code } from "@tsrunc/ttrpc";
+import { execa } from "execa";
 import t from "tap";
-import { alive, shimEnv } from "./helpers/shim.js";
+import { alive, SHIM_BIN, shimEnv } from "./helpers/shim.js";
 import { waitFor } from "./helpers/wait.js";
 
 t.test("create, start, output, exit code, delete, shutdown", async (t) => {
@@ -38,6 +39,27 @@ t.test("create, start, output, exit code, delete, shutdown", async (t) => {
   t.equal(deleted.exitStatus, 3);
   t.equal(deleted.pid, created.pid);
   await t.rejects(task.state({ id: "c1" }), { code: Code.NotFound }, "gone after delete");
+  // containerd runs the delete verb after every shim exit; after a clean Delete it answers from
+  // what the server left, with the same status.
+  const verb = await execa(
+    "env",
+    [
+      "-i",
+      `PATH=${process.env.PATH}`,
+      SHIM_BIN,
+      "-namespace",
+      env.namespace,
+      "-address",
+      env.address,
+      "-id",
+      "c1",
+      "-bundle",
+      bundle,
+      "delete",
+    ],
+    { encoding: "buffer" },
+  );
+  t.equal(task_.DeleteResponse.decode(verb.stdout).exitStatus, 3, "delete verb reports the real exit status");
 
   await waitFor("events", () => env.events.length >= 4);
   t.same(

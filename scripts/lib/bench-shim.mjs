@@ -18,6 +18,7 @@ import {
   chmodSync,
   constants,
   copyFileSync,
+  existsSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -127,6 +128,11 @@ async function containerd(env = {}, shim = { shim: SHIM_SRC, addon: ADDON_SRC },
   // A copy, as scripts/install makes: a rebuild by someone else mid-run changes nothing here.
   copyFileSync(shim.shim, join(bin, TS_NAME));
   copyFileSync(shim.addon, join(bin, "tsrunc_native.node"));
+  // The launcher compiles the bundle beside it with its code cache (when it has one).
+  for (const f of ["tsrunc-shim.js", "tsrunc-shim.cache"]) {
+    const src = join(dirname(shim.shim), f);
+    if (existsSync(src)) copyFileSync(src, join(bin, f));
+  }
   chmodSync(join(bin, TS_NAME), 0o755);
   return { cd, bin, rootfs: cd.rootfs() };
 }

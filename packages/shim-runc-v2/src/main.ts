@@ -1,7 +1,12 @@
 // containerd-shim-tsrunc-v2: dispatches the verbs of the runtime-v2 shim binary contract.
 // `start` and `delete` print only what containerd parses (the address; DeleteResponse bytes);
 // errors go to stderr with a non-zero exit, which containerd shows as the failure.
+import { readFile, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { deletedMarker } from "./cli/delete-marker.js";
 import { FlagError, parseFlags, type ShimFlags } from "./cli/flags.js";
+import { identifierProblem } from "./identifiers.js";
+import { socketPath } from "./socket-path.js";
 import { shimVersion } from "./version.js";
 
 async function readStdin(): Promise<Uint8Array> {
@@ -11,7 +16,28 @@ async function readStdin(): Promise<Uint8Array> {
   return Buffer.concat(chunks);
 }
 
+/** The DeleteResponse a clean Delete left (the server already cleaned up), if any. */
+async function cleanDeleteResponse(flags: ShimFlags): Promise<Uint8Array | undefined> {
+  if (identifierProblem(flags.id) || identifierProblem(flags.namespace)) return undefined;
+  const bundle = resolve(flags.bundle || process.cwd());
+  const bytes = await readFile(join(bundle, deletedMarker)).catch(() => undefined);
+  if (!bytes) return undefined;
+  // A server that died between Delete and Shutdown leaves its socket: remove it as delete does.
+  await unlink(socketPath(flags.address, flags.namespace, flags.id)).catch(() => {});
+  return bytes;
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (process.env.TSRUNC_WARM_ALL) {
+    // Install time: evaluate every verb's modules so the code cache covers them; run nothing.
+    await Promise.all([
+      import("./cli/start.js"),
+      import("./cli/serve.js"),
+      import("./cli/delete.js"),
+      import("./cli/info.js"),
+    ]);
+    return -1;
+  }
   let flags: ShimFlags;
   try {
     flags = parseFlags(argv);
@@ -36,6 +62,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "delete": {
+      const fast = await cleanDeleteResponse(flags);
+      if (fast) {
+        await new Promise<void>((r) => process.stdout.write(fast, () => r()));
+        return 0;
+      }
       const { deleteShim } = await import("./cli/delete.js");
       const bytes = await deleteShim(flags);
       await new Promise<void>((r) => process.stdout.write(bytes, () => r()));
@@ -58,7 +89,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+// The launcher waits for this before it writes the code cache (see launcher.cjs).
+(globalThis as { __tsruncMain?: Promise<void> }).__tsruncMain = main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;
     if (code >= 0) setImmediate(() => process.exit(code));

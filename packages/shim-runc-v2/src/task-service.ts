@@ -11,16 +11,18 @@ import {
   packAny,
   runcoptions,
   type TaskService,
-  type task,
+  task,
   tasktypes,
   timestampFromDate,
   unpackAnyAs,
 } from "@tsrunc/protocol/shim";
 import { Code, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
+import { deletedMarker } from "./cli/delete-marker.js";
 import { Container } from "./container.js";
 import { identifierProblem } from "./identifiers.js";
 import type { MountSpec } from "./mount.js";
+import { trimWhenIdle } from "./native/index.js";
 import { checkpointTask } from "./ops/checkpoint.js";
 import { pauseTask, resumeTask } from "./ops/pause.js";
 import { statsTask } from "./ops/stats.js";
@@ -200,9 +202,15 @@ export class TaskServiceImpl {
     const c = this.container(req.id);
     const p = c.process(req.execId);
     const r = await p.delete();
+    const res = { pid: r.pid, exitStatus: r.status, exitedAt: timestampFromDate(r.exitedAt) };
     if (req.execId) c.execs.delete(req.execId);
-    else this.containers.delete(req.id);
-    return { pid: r.pid, exitStatus: r.status, exitedAt: timestampFromDate(r.exitedAt) };
+    else {
+      this.containers.delete(req.id);
+      // containerd runs our `delete` verb after the shim exits even when all went well; this
+      // lets it answer at once instead of repeating runc delete and the unmount (cli/delete.ts).
+      await writeFile(join(c.bundle, deletedMarker), task.DeleteResponse.encode(res)).catch(() => {});
+    }
+    return res;
   }
 
   async kill(req: task.KillRequest): Promise<void> {
@@ -279,7 +287,7 @@ export class TaskServiceImpl {
 
 /** Binds the implementation to the wire descriptor; at debug level every call is logged. */
 export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): ServiceImpl<typeof TaskService> {
-  const handlers = bindHandlers(impl);
+  const handlers = withIdleTrim(bindHandlers(impl));
   if (!log?.isLevelEnabled("debug")) return handlers;
   const traced: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(handlers) as [
@@ -303,6 +311,18 @@ export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): Servic
     };
   }
   return traced as ServiceImpl<typeof TaskService>;
+}
+
+/** After each call, schedule a malloc trim for when the shim goes idle (see native/trim.ts). */
+function withIdleTrim(handlers: ServiceImpl<typeof TaskService>): ServiceImpl<typeof TaskService> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(handlers) as [
+    string,
+    (req: unknown, ctx: unknown) => Promise<unknown>,
+  ][]) {
+    out[name] = (req: unknown, ctx: unknown) => fn(req, ctx).finally(() => trimWhenIdle());
+  }
+  return out as ServiceImpl<typeof TaskService>;
 }
 
 function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {

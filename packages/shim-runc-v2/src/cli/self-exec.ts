@@ -3,10 +3,10 @@
 import { realpathSync } from "node:fs";
 
 export function selfCommand(): { file: string; args: string[] } {
+  // Whatever the file is called (an installer may rename it), a script has its path in argv[1].
   const script = process.argv[1];
-  const isScript =
-    script !== undefined && script !== process.execPath && /\.(c?js|mjs)$|shim-tsrunc-v2$/.test(script);
-  if (isScript && !isSea()) return { file: process.execPath, args: [realpathSync(script)] };
+  if (script && script !== process.execPath && !isSea())
+    return { file: process.execPath, args: [realpathSync(script)] };
   return { file: process.execPath, args: [] };
 }
 

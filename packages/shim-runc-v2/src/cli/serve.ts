@@ -9,7 +9,7 @@ import { Server } from "@tsrunc/ttrpc";
 import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
 import { openShimLog } from "../log.js";
-import { createReaper, makePipe, peerCredentials, setChildSubreaper } from "../native/index.js";
+import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "../native/index.js";
 import type { ShimContext } from "../shim-context.js";
 import { socketPath } from "../socket-path.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
@@ -86,6 +86,7 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
   await listenOnInheritedFd(3, server);
   process.on("SIGTERM", () => void exit());
   log.info({ socket: socketFile }, "shim serving");
+  trimWhenIdle(); // start-up's freed memory
 }
 
 /** Accepts on the socket `start` bound, with the ttrpc server attached before the first accept. */

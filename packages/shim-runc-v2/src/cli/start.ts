@@ -75,7 +75,9 @@ export async function startShim(
     cleanup: false,
     // execa's types stop at named stdio values; a plain fd number is what Node's spawn takes.
     stdio: ["ignore", "ignore", "ignore", fd as unknown as "ignore"],
-    env: { ...process.env, TSRUNC_SHIM_GROUP: group },
+    // One malloc arena: an idle shim's threads (libuv's pool, V8's workers) would otherwise each
+    // keep an arena of freed pages; measured about 0.5 MB per shim.
+    env: { ...process.env, TSRUNC_SHIM_GROUP: group, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "1" },
     extendEnv: false,
     reject: false,
   });

@@ -21,6 +21,8 @@ export interface NativeAddon {
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): cgroup v1 OOM notifications. */
   eventfd(): number;
+  /** malloc_trim(0): give freed heap pages back to the kernel; true if any were. */
+  mallocTrim(): boolean;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /** Reaps every exited child that libuv did not spawn; exitedAt in ms since the epoch. */

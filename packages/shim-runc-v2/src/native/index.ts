@@ -14,3 +14,4 @@ export {
   setChildSubreaper,
   type WatchOptions,
 } from "./reaper.js";
+export { trimWhenIdle } from "./trim.js";
