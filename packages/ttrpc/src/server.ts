@@ -504,7 +504,8 @@ class ServerConnection {
         return;
       case "client":
       case "bidi":
-        call.armDeadline();
+        // The deadline is armed once the request stream exists (runStreamingInput): a deadline
+        // already past would otherwise abort a call with no stream to fail yet.
         this.runStreamingInput(call, req, flags);
         return;
     }
@@ -607,6 +608,8 @@ class ServerConnection {
       ),
     );
     call.input = input;
+    // An expired deadline fails the stream at once: the handler ends and the client is answered.
+    call.armDeadline();
     // As Go ttrpc: a payload present in the Request is the first message of the stream.
     if (req.hasPayload) {
       try {
