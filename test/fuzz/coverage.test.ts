@@ -13,22 +13,21 @@
 // Block coverage starts when lib/covfuzz.js is evaluated, with the other imports, before any
 // code under test first runs (V8 compiles functions lazily, at their first call).
 
-import { TaskService } from "@tsrunc/protocol";
-import { decodeResponse, encodeRequest } from "@tsrunc/ttrpc";
+import { encodeRequest } from "@tsrunc/ttrpc";
 import fc from "fast-check";
 import t from "tap";
 import { tempRoot } from "../helpers/temp-root.js";
 import { campaign, executed, fileBudgetMs, saveRegression, seedFromEnv } from "./lib/campaign.js";
 import { covfuzz } from "./lib/covfuzz.js";
-import { ServerEnd, turns } from "./lib/duplex.js";
+import { turns } from "./lib/duplex.js";
 import { buildBytes, caseArb } from "./lib/frame-arbs.js";
 import { fuzzCalls, fuzzServer } from "./lib/fuzz-service.js";
 import { decoderCovRun, decoderProblems, dispatch, dispatcherCovRun } from "./lib/inproc.js";
-import { statusProblems, taskMethods } from "./lib/shim-profile.js";
+import { taskMethods } from "./lib/shim-profile.js";
 import type { TapTest } from "./lib/tap.js";
 import { ROOT_PLACEHOLDER, swapBytes } from "./lib/task-fixtures.js";
 import { inprocTask, taskRunner } from "./lib/task-inproc.js";
-import { HEADER, MAX_DATA, RefParser, rawFrame, T_DATA, T_REQUEST } from "./lib/wire.js";
+import { MAX_DATA, rawFrame, T_DATA, T_REQUEST } from "./lib/wire.js";
 
 const BUDGET = fileBudgetMs(9000);
 

@@ -40,6 +40,10 @@ t.test("in-process targets", async (t) => {
     t.same(await dispatch(env, buildBytes(r.input[0].ops), r.input[1] + 1), [], path.basename(r.file));
   for (const r of loadRegressions<unknown>("dispatcher-cov"))
     t.same(await dispatcherCovRun(env, b64(r.input)), [], path.basename(r.file));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(env.server.connectionCount, 0, "dispatcher replays: no connection left");
+  t.equal(env.stats.streaming, 0, "dispatcher replays: no streaming handler left running");
+  t.equal(env.stats.hanging, 0, "dispatcher replays: no handler left waiting");
   await env.server.close();
 
   const inproc = loadRegressions<Case>("frames-inprocess");
