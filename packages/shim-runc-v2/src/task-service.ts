@@ -263,6 +263,12 @@ export class TaskServiceImpl {
     if (!spec || typeof spec !== "object" || !Array.isArray(spec.args) || spec.args.length === 0) {
       throw new TtrpcError(Code.InvalidArgument, "exec spec needs args");
     }
+    try {
+      // Start hands the spec to runc as JSON: one nested too deeply for that is refused here.
+      JSON.stringify(spec);
+    } catch {
+      throw new TtrpcError(Code.InvalidArgument, "exec spec is nested too deeply to pass to runc");
+    }
     const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     c.execs.set(req.execId, new ExecProcess(this.ctx, c.init, req.execId, stdio, spec));
   }
