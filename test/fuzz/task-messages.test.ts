@@ -8,13 +8,14 @@
 // baseline (fds, zombies, RSS, mounts, sockets, runc state).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Code, type TtrpcError } from "@tsrunc/ttrpc";
+import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 import t from "tap";
 import { readMountInfo } from "../helpers/cleanup.js";
 import { campaign, executed, fileBudgetMs } from "./lib/campaign.js";
 import { snapshot } from "./lib/health.js";
 import { liveShim, SENTINEL } from "./lib/live-shim.js";
+import { statusProblems } from "./lib/shim-profile.js";
 import { taskInputArb } from "./lib/task-arbs.js";
 import { fixtures, portableTaskInput, removeAll, runTaskInput, untouched } from "./lib/task-fixtures.js";
 
@@ -105,6 +106,34 @@ t.test("directed: bundles and stdio paths of every kind", async (t) => {
   t.equal(untouched(fx), undefined, "nothing was written through the symlink or into the file");
   t.notOk(fs.existsSync(path.join(b, "sibgone")), "no bundle directory was made for a missing one");
   t.same(await removeAll(shim, fx.ids), [], "nothing to remove");
+  t.same(await shim.health(), [], "healthy");
+});
+
+t.test("directed: an exec spec nested 20,000 deep, started", async (t) => {
+  const shim = await liveShim(t, { sentinel: false });
+  const spec = {
+    typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process",
+    value: Buffer.from(
+      `{"args":["/bin/true"],"cwd":"/","user":{"uid":0,"gid":0},"x":${"[".repeat(20000)}1${"]".repeat(20000)}}`,
+    ),
+  };
+  await shim.task.create({ id: "fz", bundle: shim.bundle });
+  await shim.task.start({ id: "fz" });
+  const code = (p: Promise<unknown>) => p.then(() => 0).catch((e: TtrpcError) => e);
+  const exec = await code(shim.task.exec({ id: "fz", execId: "deep", spec }));
+  t.ok(
+    exec === 0 || (exec instanceof TtrpcError && exec.code === Code.InvalidArgument),
+    `Exec: ${String(exec)}`,
+  );
+  if (exec === 0) {
+    const start = await code(shim.task.start({ id: "fz", execId: "deep" }));
+    const problems =
+      start === 0 ? [] : statusProblems("Start", (start as TtrpcError).code, (start as TtrpcError).message);
+    t.same(problems, [], `Start of the exec answers properly (${String(start)})`);
+    await shim.task.wait({ id: "fz", execId: "deep" }, { timeoutMs: 5000 }).catch(() => {});
+    await shim.task.delete({ id: "fz", execId: "deep" }).catch(() => {});
+  }
+  t.same(await removeAll(shim, ["fz"]), [], "removed");
   t.same(await shim.health(), [], "healthy");
 });
 

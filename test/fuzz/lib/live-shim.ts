@@ -106,6 +106,12 @@ export async function liveShim(t: TapTest, opts: LiveShimOptions = {}): Promise<
   // The baseline once the shim has settled: its events delivered (the publisher's connection
   // open) and the fd count steady.
   if (sentinelWait) await waitFor("sentinel events", () => env.events.length >= 2, 10000);
+  else {
+    // Without a sentinel, one Create and Delete opens the events connection before the baseline.
+    await main.task.create({ id, bundle });
+    await main.task.delete({ id });
+    await waitFor("warm-up events", () => env.events.length >= 2, 10000);
+  }
   let prev = snapshot(pid).fds;
   for (let i = 0; i < 40; i++) {
     await new Promise((r) => setTimeout(r, 50));
