@@ -4,7 +4,7 @@
 // in node_modules; the code cache then skips most of that compile (measured by scripts/bench-shim:
 // about 70 ms less per ctr run, over the three Node start-ups of a run).
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
