@@ -35,7 +35,15 @@ function ctrInPty(cd: Containerd, args: string[], size: { cols: number; rows: nu
     term,
     exited,
     text: () => transcript,
-    expect: (re: RegExp, what: string) => waitFor(what, () => re.test(transcript), 15_000),
+    /** Waits for the shell's prompt, then lets its line editor settle before we type. */
+    ready: async (what: string) => {
+      await waitFor(what, () => /\/ # /.test(transcript), 15_000);
+      await new Promise((r) => setTimeout(r, 300));
+    },
+    expect: (re: RegExp, what: string) =>
+      waitFor(what, () => re.test(transcript), 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}; the terminal showed ${JSON.stringify(transcript.slice(-300))}`);
+      }),
   };
 }
 
@@ -51,6 +59,8 @@ t.test("ctr run -t: typed input, output, resize, exit status", async (t) => {
     },
   );
   t.teardown(() => s.term.kill());
+  // Type only once the shell prompts: before that ctr may not have its terminal in raw mode yet.
+  await s.ready("the shell's prompt");
   s.term.write("echo typed-$((40+2))\r");
   await s.expect(/typed-42/, "the shell's answer");
   s.term.write("stty size\r");
@@ -97,6 +107,7 @@ t.test("ctr task exec, with and without -t, into a detached container", async (t
     rows: 20,
   });
   t.teardown(() => s.term.kill());
+  await s.ready("the exec's shell prompt");
   s.term.write("tty; stty size\r");
   await s.expect(/\/dev\/pts\/\d+[\s\S]*20 90/, "a terminal of the right size");
   s.term.write("exit\r");

@@ -24,6 +24,8 @@ for (const method of ["Sum", "Chat"] as const) {
         await consume(reqs);
         return {};
       },
+      // A bidi handler that answers nothing: it only drains what the client sends.
+      // biome-ignore lint/correctness/useYield: the point is a stream with no messages
       chat: async function* (reqs) {
         await consume(reqs);
       },
