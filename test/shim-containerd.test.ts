@@ -12,7 +12,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { execa } from "execa";
 import t, { type Test } from "tap";
 import {
   assertNoLeaks,
@@ -22,33 +21,16 @@ import {
   findScopeProcesses,
   runcContainersIn,
 } from "./helpers/cleanup.js";
-import { argValue, type Containerd, startContainerd, type TestLike } from "./helpers/containerd.js";
+import { argValue, type Containerd } from "./helpers/containerd.js";
 import { importBusyboxImage } from "./helpers/image.js";
 import { LineReader } from "./helpers/lines.js";
+import { containerdWithOurShim } from "./helpers/our-shim.js";
 import { alive } from "./helpers/shim.js";
 import { waitFor } from "./helpers/wait.js";
 
 const RUNTIME = "io.containerd.tsrunc.v2";
 const SHIM = "containerd-shim-tsrunc-v2";
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-/**
- * A containerd whose shims find ours: `scripts/install <root>/opt` puts the bundle and its addon
- * (and no package.json) into <root>/opt/bin, which containerd's opt plugin puts first on the PATH
- * it starts shims with. The prefix lives in the test's temp root, so stop() removes it.
- */
-async function containerdWithShim(t: TestLike): Promise<Containerd> {
-  const cd = await startContainerd(t, { env: { TSRUNC_DEBUG: "1" } });
-  const prefix = path.join(cd.root, "opt");
-  const r = await execa(path.join(REPO, "scripts/install"), [prefix], { reject: false });
-  if (r.exitCode !== 0)
-    throw new Error(`scripts/install ${prefix} failed (npm run build first?): ${r.stderr}`);
-  const installed = fs.readdirSync(path.join(prefix, "bin")).sort();
-  if (installed.join(" ") !== `${SHIM} tsrunc-shim.cache tsrunc-shim.js tsrunc_native.node`) {
-    throw new Error(`unexpected files in ${prefix}/bin: ${installed.join(" ")}`);
-  }
-  return cd;
-}
+const _REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /**
  * `ctr run [flags] --runtime ours --rootfs <fresh rootfs> id cmd...`, or with `image`:
@@ -215,7 +197,7 @@ async function finish(t: Test, cd: Containerd): Promise<void> {
 }
 
 t.test("ctr run --rm: stdout, stderr and exit code; nothing left", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const r = await run(cd, ["--rm"], "c1", ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
   t.equal(r.stdout, "out", "stdout");
   t.equal(r.stderr, "err", "stderr");
@@ -264,7 +246,7 @@ t.test("ctr run --rm: stdout, stderr and exit code; nothing left", async (t) => 
 });
 
 t.test("detached run, SIGKILL: task ls, events in order, exit 137, rm leaves nothing", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const image = await importBusyboxImage(cd);
   const ev = await events(cd);
   const r = await run(cd, ["-d"], "k1", ["/bin/sleep", "1000"], image);
@@ -306,7 +288,7 @@ t.test("detached run, SIGKILL: task ls, events in order, exit 137, rm leaves not
 });
 
 t.test("SIGTERM to an init that traps it: exit 143", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   // A pid namespace's init ignores TERM unless it installs a handler.
   const r = await run(cd, ["-d"], "term1", [
     "/bin/sh",
@@ -330,7 +312,7 @@ t.test("SIGTERM to an init that traps it: exit 143", async (t) => {
 });
 
 t.test("containerd SIGKILLed and restarted under 5 running tasks; one exits meanwhile", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const image = await importBusyboxImage(cd);
   const ids = ["r1", "r2", "r3", "r4", "r5"];
   // r1-r4 from the image (mounted snapshots), all at once; r5 on a plain rootfs dir it watches.
@@ -396,7 +378,7 @@ t.test("containerd SIGKILLed and restarted under 5 running tasks; one exits mean
 });
 
 t.test("our shim SIGKILLed: containerd runs `delete`, the task ends with 137, nothing leaks", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const image = await importBusyboxImage(cd);
   const ev = await events(cd);
   const r = await run(cd, ["-d"], "s1", ["/bin/sleep", "1000"], image);

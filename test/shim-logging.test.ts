@@ -3,26 +3,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { execa } from "execa";
 import t from "tap";
 import { assertNoLeaks } from "./helpers/cleanup.js";
-import { startContainerd } from "./helpers/containerd.js";
+import { containerdWithOurShim } from "./helpers/our-shim.js";
 import { waitFor } from "./helpers/wait.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const logger = path.join(repo, "test/fixtures/test-logger.sh");
 
-async function setup(t: Parameters<typeof startContainerd>[0], env: Record<string, string> = {}) {
-  const prefixRoot = fs.mkdtempSync("/tmp/tsr-");
-  const prefix = path.join(prefixRoot, "prefix");
-  await execa(path.join(repo, "scripts/install"), [prefix]);
-  const cd = await startContainerd(t, { pathPrepend: [path.join(prefix, "bin")], env });
-  t.teardown(() => fs.rmSync(prefixRoot, { recursive: true, force: true }));
-  return cd;
-}
-
 t.test("file:// log URI: stdout and stderr appended to the file", async (t) => {
-  const cd = await setup(t);
+  const cd = await containerdWithOurShim(t);
   const rootfs = cd.rootfs();
   const log = path.join(cd.root, "logs", "c1.log");
   const r = await cd.ctr([
@@ -48,7 +38,7 @@ t.test("file:// log URI: stdout and stderr appended to the file", async (t) => {
 t.test(
   "binary:// log URI: the logger gets fds 3 and 4, the ids, its arguments, and ends with the container",
   async (t) => {
-    const cd = await setup(t);
+    const cd = await containerdWithOurShim(t);
     const rootfs = cd.rootfs();
     const dir = path.join(cd.root, "logger-out");
     fs.mkdirSync(dir);
@@ -77,7 +67,7 @@ t.test(
 );
 
 t.test("a logger that never becomes ready fails the create with a clear error", async (t) => {
-  const cd = await setup(t, { TSRUNC_LOGGER_READY_MS: "1000" });
+  const cd = await containerdWithOurShim(t, { env: { TSRUNC_LOGGER_READY_MS: "1000" } });
   const rootfs = cd.rootfs();
   const r = await cd.ctr([
     "run",

@@ -6,28 +6,19 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { OciLinuxResourcesType, packAny, tasksapi } from "@tsrunc/protocol";
-import { execa } from "execa";
 import t, { type Test } from "tap";
 import { assertNoLeaks } from "./helpers/cleanup.js";
-import { type Containerd, startContainerd, type TestLike } from "./helpers/containerd.js";
+import type { Containerd } from "./helpers/containerd.js";
 import { GrpcError, grpcUnary } from "./helpers/grpc-unary.js";
 import { LineReader } from "./helpers/lines.js";
+import { containerdWithOurShim } from "./helpers/our-shim.js";
 import { alive } from "./helpers/shim.js";
 import { waitFor } from "./helpers/wait.js";
 
 const RUNTIME = "io.containerd.tsrunc.v2";
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const _REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const MiB = 1024 * 1024;
 const HOG = "x=a; while true; do x=$x$x; done";
-
-async function containerdWithShim(t: TestLike): Promise<Containerd> {
-  const cd = await startContainerd(t);
-  const prefix = path.join(cd.root, "opt");
-  const r = await execa(path.join(REPO, "scripts/install"), [prefix], { reject: false });
-  if (r.exitCode !== 0)
-    throw new Error(`scripts/install ${prefix} failed (npm run build first?): ${r.stderr}`);
-  return cd;
-}
 
 function run(cd: Containerd, flags: string[], id: string, cmd: string[]) {
   return cd.ctr([
@@ -114,7 +105,7 @@ async function finish(t: Test, cd: Containerd, ids: string[]): Promise<void> {
 }
 
 t.test("ctr task pause/resume: PAUSED, frozen, events; SIGKILL while paused stops the task", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const ev = await events(cd);
   t.equal((await run(cd, [], "p1", ["/bin/sleep", "1000"])).exitCode, 0);
   const freezer = cgroupDir(initPid(cd, "p1"), "freezer");
@@ -151,7 +142,7 @@ t.test("ctr task pause/resume: PAUSED, frozen, events; SIGKILL while paused stop
 t.test(
   "Update through containerd's Tasks API sets the cgroup's limits; bad resources are InvalidArgument",
   async (t) => {
-    const cd = await containerdWithShim(t);
+    const cd = await containerdWithOurShim(t);
     t.equal((await run(cd, [], "u1", ["/bin/sleep", "1000"])).exitCode, 0);
     const pid = initPid(cd, "u1");
     const update = (resources: { typeUrl: string; value: Uint8Array }) =>
@@ -194,7 +185,7 @@ async function metrics(cd: Containerd, id: string): Promise<Map<string, string>>
 }
 
 t.test("ctr task metrics prints real numbers that move under load", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   t.equal((await run(cd, [], "m1", ["/bin/sh", "-c", "while true; do :; done"])).exitCode, 0);
   const a = await metrics(cd, "m1");
   await new Promise((r) => setTimeout(r, 500));
@@ -218,7 +209,7 @@ t.test("ctr task metrics prints real numbers that move under load", async (t) =>
 });
 
 t.test("OOM under --memory-limit: /tasks/oom before /tasks/exit, exit 137", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const ev = await events(cd);
   const r = await run(cd, ["--memory-limit", String(16 * MiB)], "o1", ["/bin/sh", "-c", HOG]);
   t.equal(r.exitCode, 0, r.stderr);
@@ -238,7 +229,7 @@ t.test("OOM under --memory-limit: /tasks/oom before /tasks/exit, exit 137", asyn
 });
 
 t.test("ctr task checkpoint fails promptly with CRIU's message; the task keeps running", async (t) => {
-  const cd = await containerdWithShim(t);
+  const cd = await containerdWithOurShim(t);
   const ev = await events(cd);
   t.equal((await run(cd, [], "c1", ["/bin/sleep", "1000"])).exitCode, 0);
   const pid = initPid(cd, "c1");

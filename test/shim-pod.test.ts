@@ -7,10 +7,10 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import t from "tap";
 import { assertNoLeaks } from "./helpers/cleanup.js";
-import { startContainerd } from "./helpers/containerd.js";
+import { containerdWithOurShim } from "./helpers/our-shim.js";
 import { waitFor } from "./helpers/wait.js";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const _repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 function ourShimPids(grpcAddress: string): number[] {
   const pids: number[] = [];
@@ -35,10 +35,7 @@ function ourShimPids(grpcAddress: string): number[] {
 }
 
 t.test("ten containers of one pod share one shim, which exits after the last delete", async (t) => {
-  const prefix = path.join(fs.mkdtempSync("/tmp/tsr-"), "prefix");
-  t.teardown(() => fs.rmSync(path.dirname(prefix), { recursive: true, force: true }));
-  await execa(path.join(repo, "scripts/install"), [prefix]);
-  const cd = await startContainerd(t, { pathPrepend: [path.join(prefix, "bin")] });
+  const cd = await containerdWithOurShim(t);
   const rootfs = cd.rootfs();
   const specDir = path.join(cd.root, "specs");
   fs.mkdirSync(specDir);

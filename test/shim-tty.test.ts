@@ -1,24 +1,13 @@
-// Terminals and exec through real containerd: `ctr run -t` and `ctr task exec -t` driven from a
-// real pty (node-pty), as a person at a terminal would: typed input reaches the shell, output
-// comes back, and resizing the terminal shows in `stty size` inside the container.
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { execa } from "execa";
 import * as pty from "node-pty";
 import t from "tap";
 import { assertNoLeaks } from "./helpers/cleanup.js";
-import { type Containerd, startContainerd } from "./helpers/containerd.js";
+import type { Containerd } from "./helpers/containerd.js";
+import { containerdWithOurShim } from "./helpers/our-shim.js";
 import { waitFor } from "./helpers/wait.js";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-async function withOurShim(t: Parameters<typeof startContainerd>[0]): Promise<Containerd> {
-  const prefix = path.join(fs.mkdtempSync("/tmp/tsr-"), "prefix");
-  t.teardown(() => fs.rmSync(path.dirname(prefix), { recursive: true, force: true }));
-  await execa(path.join(repo, "scripts/install"), [prefix]);
-  return startContainerd(t, { pathPrepend: [path.join(prefix, "bin")] });
-}
+const _repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** ctr in a real terminal; returns its transcript so far and a way to type. */
 function ctrInPty(cd: Containerd, args: string[], size: { cols: number; rows: number }) {
@@ -48,7 +37,7 @@ function ctrInPty(cd: Containerd, args: string[], size: { cols: number; rows: nu
 }
 
 t.test("ctr run -t: typed input, output, resize, exit status", async (t) => {
-  const cd = await withOurShim(t);
+  const cd = await containerdWithOurShim(t);
   const rootfs = cd.rootfs();
   const s = ctrInPty(
     cd,
@@ -76,7 +65,7 @@ t.test("ctr run -t: typed input, output, resize, exit status", async (t) => {
 });
 
 t.test("ctr task exec, with and without -t, into a detached container", async (t) => {
-  const cd = await withOurShim(t);
+  const cd = await containerdWithOurShim(t);
   const rootfs = cd.rootfs();
   const run = await cd.ctr([
     "run",
