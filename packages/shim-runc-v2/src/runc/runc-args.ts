@@ -3,11 +3,9 @@
 // become a flag, a relative path, or an id runc would turn into a path of its own.
 
 import { isAbsolute } from "node:path";
+import { identifierProblem } from "../identifiers.js";
 import { RuncError } from "./runc-errors.js";
 import type { CheckpointOptions, CreateOptions, ExecOptions, RuncOptions } from "./runc-types.js";
-
-const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
-const MAX_IDENTIFIER = 76;
 
 function invalid(command: string, message: string): RuncError {
   return new RuncError(message, { kind: "invalid-argument", command });
@@ -15,13 +13,8 @@ function invalid(command: string, message: string): RuncError {
 
 /** Throws a RuncError "invalid-argument" unless `id` is a containerd identifier. */
 export function checkId(command: string, id: string): void {
-  if (typeof id !== "string" || id.length === 0) throw invalid(command, "container id must not be empty");
-  if (id.length > MAX_IDENTIFIER) {
-    throw invalid(command, `container id is longer than ${MAX_IDENTIFIER} characters`);
-  }
-  if (!IDENTIFIER.test(id)) {
-    throw invalid(command, `container id ${JSON.stringify(id.slice(0, 80))} must match ${IDENTIFIER.source}`);
-  }
+  const problem = typeof id === "string" ? identifierProblem(id) : "container id must be a string";
+  if (problem) throw invalid(command, `container id: ${problem}`);
 }
 
 /** Throws a RuncError "invalid-argument" unless `path` is absolute and free of NUL bytes. */
