@@ -2,7 +2,16 @@
 // checks of replies, status codes, events and cleanup that are awkward to see through ctr.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { events, OciProcessType, packAny, Topics, task as task_, tasktypes } from "@tsrunc/protocol";
+import {
+  Any,
+  events,
+  OciProcessType,
+  packAny,
+  runcoptions,
+  Topics,
+  task as task_,
+  tasktypes,
+} from "@tsrunc/protocol";
 import { Code } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 import t from "tap";
@@ -306,4 +315,35 @@ t.test("exec with a terminal", async (t) => {
   await task.kill({ id: "tty2", signal: 9 });
   await task.wait({ id: "tty2" });
   await task.delete({ id: "tty2" });
+});
+
+t.test("the ShimCgroup runtime option puts the server into that cgroup", async (t) => {
+  const env = await shimEnv(t);
+  const name = `tsrunc-shimcg-${env.namespace}`;
+  const dirs = ["pids", "memory"].map((c) => path.join("/sys/fs/cgroup", c, name));
+  for (const d of dirs) fs.mkdirSync(d);
+  t.teardown(async () => {
+    for (const pid of env.shimPids()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await waitFor("cgroups empty", () =>
+      dirs.every((d) => fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").trim() === ""),
+    );
+    for (const d of dirs) fs.rmdirSync(d);
+  });
+  const bundle = await env.bundle("cg1", ["/bin/true"]);
+  const options = Any.encode(packAny(runcoptions.Options, { shimCgroup: `/${name}` }));
+  await env.start(bundle, "cg1", options);
+  const shimPid = env.shimPids()[0]!;
+  for (const d of dirs) {
+    t.ok(
+      fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n").includes(String(shimPid)),
+      `in ${d}`,
+    );
+  }
+  const bad = await env.bundle("cg2", ["/bin/true"]);
+  const badOptions = Any.encode(packAny(runcoptions.Options, { shimCgroup: "/no/such/cgroup" }));
+  await t.rejects(env.start(bad, "cg2", badOptions), /shim cgroup \/no\/such\/cgroup does not exist/);
 });

@@ -33,6 +33,7 @@ export interface ShimEnv {
   start(
     bundle: string,
     id: string,
+    stdin?: Uint8Array,
   ): Promise<{ address: string; task: ClientStub<typeof TaskService>; client: Client }>;
   /** A fifo at `<root>/fifo/<name>` with a reader attached (as ctr does before Create). */
   fifoReader(name: string): Promise<{ path: string; text: Promise<string> }>;
@@ -111,7 +112,7 @@ export async function shimEnv(t: TestLike): Promise<ShimEnv> {
       readers.push(logSock);
       return dir;
     },
-    async start(bundle, id) {
+    async start(bundle, id, stdin) {
       // Through `env -i`: tap's process-info hook re-adds its NODE_OPTIONS (--import …) to every
       // child's environment, and the shim must not load tap's loader hooks.
       const shimArgs = [
@@ -127,7 +128,8 @@ export async function shimEnv(t: TestLike): Promise<ShimEnv> {
       const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const r = await execa("env", ["-i", ...envArgs, SHIM_BIN, ...shimArgs, "-debug", "start"], {
         cwd: bundle,
-        stdin: "ignore",
+        // What containerd writes on start's stdin: the runtime options as a serialized Any.
+        ...(stdin ? { input: stdin } : { stdin: "ignore" as const }),
         all: true,
       });
       const out = String(r.all);
