@@ -335,7 +335,8 @@ t.test("the ShimCgroup runtime option puts the server into that cgroup", async (
   });
   const bundle = await env.bundle("cg1", ["/bin/true"]);
   const options = Any.encode(packAny(runcoptions.Options, { shimCgroup: `/${name}` }));
-  await env.start(bundle, "cg1", options);
+  const started = await env.start(bundle, "cg1", options);
+  await started.task.connect({ id: "cg1" }); // the server joins the cgroup before it serves
   const shimPid = env.shimPids()[0]!;
   for (const d of dirs) {
     t.ok(
@@ -345,5 +346,8 @@ t.test("the ShimCgroup runtime option puts the server into that cgroup", async (
   }
   const bad = await env.bundle("cg2", ["/bin/true"]);
   const badOptions = Any.encode(packAny(runcoptions.Options, { shimCgroup: "/no/such/cgroup" }));
-  await t.rejects(env.start(bad, "cg2", badOptions), /shim cgroup \/no\/such\/cgroup does not exist/);
+  // The server checks the cgroup as it starts: it logs why and exits instead of serving.
+  const failed = await env.start(bad, "cg2", badOptions);
+  await t.rejects(failed.task.connect({ id: "cg2" }), { code: Code.Unavailable });
+  await waitFor("the log says why", () => env.logs().includes("shim cgroup /no/such/cgroup does not exist"));
 });

@@ -40,6 +40,8 @@ export interface ShimEnv {
   /** A fifo at `<root>/fifo/<name>` that the test writes to. */
   fifoWriter(name: string): Promise<{ path: string; open(): Socket }>;
   shimPids(): number[];
+  /** What the shims have logged so far (their bundles' log fifos). */
+  logs(): string;
 }
 
 export async function shimEnv(t: TestLike): Promise<ShimEnv> {
@@ -167,6 +169,9 @@ export async function shimEnv(t: TestLike): Promise<ShimEnv> {
             writable: true,
           }),
       };
+    },
+    logs() {
+      return logs.join("");
     },
     shimPids() {
       return bundles.flatMap((b) => {

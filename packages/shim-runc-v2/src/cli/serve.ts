@@ -14,6 +14,7 @@ import type { ShimContext } from "../shim-context.js";
 import { socketPath } from "../socket-path.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
 import type { ShimFlags } from "./flags.js";
+import { moveIntoCgroup } from "./shim-cgroup.js";
 
 export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<void> {
   // Before any runc runs: the container's processes must re-parent to us.
@@ -76,8 +77,17 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     events: taskEvents(publisher),
     log,
   };
+  const startOptions = await readStartOptions(bundle);
+  if (startOptions?.shimCgroup) {
+    try {
+      moveIntoCgroup(startOptions.shimCgroup, process.pid);
+    } catch (err) {
+      die("cannot join the shim cgroup")(err);
+      return;
+    }
+  }
   const impl = new TaskServiceImpl(ctx, {
-    defaultOptions: await readStartOptions(bundle),
+    defaultOptions: startOptions,
     onShutdown: () => setImmediate(exit),
   });
   server.register(TaskService, taskServiceHandlers(impl, log));

@@ -1,20 +1,13 @@
-// The runc option ShimCgroup: `start` puts the long-lived server into that cgroup (as containerd's
-// Go shim does), so that an operator can account for and limit the shims themselves. On a
-// cgroup v1 host the pid goes into every controller that has the path; on a unified (v2) host
-// into the one tree. A path that exists nowhere fails the start, with the path in the message.
+// The runc option ShimCgroup: the long-lived server goes into that cgroup (containerd's Go shim
+// does this in `start`), so that an operator can account for and limit the shims themselves. On
+// a cgroup v1 host the pid goes into every controller that has the path; on a unified (v2) host
+// into the one tree. The server moves itself as it starts, where the options are decoded anyway:
+// doing it in `start` meant loading the protocol module there, 5 ms of every container start.
+// A path that exists nowhere is fatal: the server logs why and exits before serving.
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join, posix } from "node:path";
-import { Any, runcoptions, unpackAnyAs } from "@tsrunc/protocol/shim";
 
 const root = "/sys/fs/cgroup";
-
-/** The ShimCgroup named in start's stdin options (a serialized runc Options Any), if any. */
-export function shimCgroupOf(stdinOptions: Uint8Array): string | undefined {
-  if (stdinOptions.length === 0) return undefined;
-  const any = Any.decode(stdinOptions);
-  if (any.typeUrl !== runcoptions.Options.typeName) return undefined;
-  return unpackAnyAs(any, runcoptions.Options).shimCgroup || undefined;
-}
 
 export function moveIntoCgroup(path: string, pid: number): void {
   const rel = posix.normalize(`/${path}`);

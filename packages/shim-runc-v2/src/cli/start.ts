@@ -13,7 +13,6 @@ import { identifierProblem } from "../identifiers.js";
 import { socketAddress, socketDir, socketPath } from "../socket-path.js";
 import type { ShimFlags } from "./flags.js";
 import { selfCommand } from "./self-exec.js";
-import { moveIntoCgroup, shimCgroupOf } from "./shim-cgroup.js";
 
 export class StartError extends Error {}
 
@@ -86,15 +85,7 @@ export async function startShim(
   child.catch(() => {});
   const pid = child.pid;
   if (!pid) throw new StartError("cannot launch the shim server");
-  const shimCgroup = shimCgroupOf(stdinOptions);
-  if (shimCgroup) {
-    try {
-      moveIntoCgroup(shimCgroup, pid);
-    } catch (err) {
-      process.kill(pid, "SIGKILL");
-      throw new StartError((err as Error).message);
-    }
-  }
+
   await writeFile(join(bundle, "address"), address);
   await writeFile(join(bundle, "shim.pid"), String(pid));
   return address;
