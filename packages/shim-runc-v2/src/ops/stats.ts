@@ -83,8 +83,8 @@ export function toV1Metrics(
       },
       throttling: {
         periods: u64(thr.periods),
-        throttledPeriods: u64(thr.throttledPeriods ?? thr.throttled_periods),
-        throttledTime: u64(thr.throttledTime ?? thr.throttled_time),
+        throttledPeriods: u64(thr.throttledPeriods),
+        throttledTime: u64(thr.throttledTime),
       },
     },
     memory: {
@@ -221,8 +221,8 @@ export function toV2Metrics(s: RuncStats, extras: CgroupExtras = {}): cgroup2.Me
       userUsec: u64(usage.user) / 1000n,
       systemUsec: u64(usage.kernel) / 1000n,
       nrPeriods: u64(thr.periods),
-      nrThrottled: u64(thr.throttledPeriods ?? thr.throttled_periods),
-      throttledUsec: u64(thr.throttledTime ?? thr.throttled_time) / 1000n,
+      nrThrottled: u64(thr.throttledPeriods),
+      throttledUsec: u64(thr.throttledTime) / 1000n,
     },
     memory: {
       anon: r("anon"),

@@ -180,7 +180,7 @@ export interface RuncStats {
       kernel?: number;
       user?: number;
     };
-    throttling?: { periods?: number; throttled_periods?: number; throttled_time?: number };
+    throttling?: { periods?: number; throttledPeriods?: number; throttledTime?: number };
   };
   memory?: {
     cache?: number;
