@@ -90,6 +90,12 @@ t.test("kill a running init: SIGKILL gives 137, and wrong transitions fail", asy
   await t.rejects(task.start({ id: "nope" }), { code: Code.NotFound });
   await t.rejects(task.create({ id: "../x", bundle }), { code: Code.InvalidArgument });
   await t.rejects(task.create({ id: "k1", bundle: "/etc" }), { code: Code.InvalidArgument });
+  // Found by the fuzz campaign: a second container must not be created in this container's bundle.
+  await t.rejects(
+    task.create({ id: "k2", bundle }),
+    { code: Code.InvalidArgument },
+    "another id in k1's bundle",
+  );
   await task.create({ id: "k1", bundle });
   await t.rejects(task.create({ id: "k1", bundle }), { code: Code.AlreadyExists });
   await task.start({ id: "k1" });

@@ -83,12 +83,16 @@ export class TaskServiceImpl {
     if (!bundle || bundle.includes("\0") || !bundle.startsWith("/")) {
       throw new TtrpcError(Code.InvalidArgument, "bundle must be an absolute path");
     }
+    // containerd's layout: every container's bundle is <state>/<namespace>/<id>, the shim's own
+    // among them. So the bundle must be named after the container (two containers can never
+    // share one bundle: found by the fuzz campaign, an id "gz" created in the shim's bundle "fz")
+    // and sit beside the shim's.
     const abs = resolve(bundle);
-    if (
-      abs !== this.ctx.shimBundle &&
-      (dirname(abs) !== dirname(this.ctx.shimBundle) || basename(abs) !== id)
-    ) {
-      throw new TtrpcError(Code.InvalidArgument, `bundle ${bundle} is outside this shim's bundle directory`);
+    if (dirname(abs) !== dirname(this.ctx.shimBundle) || basename(abs) !== id) {
+      throw new TtrpcError(
+        Code.InvalidArgument,
+        `bundle ${bundle} must be ${join(dirname(this.ctx.shimBundle), id)} (this shim's bundle directory)`,
+      );
     }
     // containerd makes the bundle before Create. A symlink in its place would have the shim write
     // its options file and mount the rootfs wherever the link points.
