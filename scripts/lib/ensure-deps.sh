@@ -1,13 +1,15 @@
 # Sourced by scripts/test and scripts/demo: installs what a fresh machine lacks.
-# Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs;
-# iproute2 for network namespaces. Then npm ci (when the lockfile changed) and the build.
+# Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs, criu
+# (only a runc "Recommends", but the checkpoint tests expect CRIU's own error message), python3
+# (fd-passing and pty helpers in the native tests). Then npm ci (when the lockfile changed) and
+# the build.
 ensure_deps() {
   local missing=()
   command -v runc >/dev/null || missing+=(runc)
   command -v containerd >/dev/null || missing+=(containerd)
   [ -x /bin/busybox ] || missing+=(busybox-static)
-  command -v ip >/dev/null || missing+=(iproute2)
-  command -v script >/dev/null || missing+=(bsdutils)
+  command -v criu >/dev/null || missing+=(criu)
+  command -v python3 >/dev/null || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
