@@ -3,9 +3,9 @@
 // inputs that make a shim unique. Never an abstract socket (CVE-2020-15257).
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { MAX_SOCKET_PATH_BYTES } from "@tsrunc/ttrpc";
 
 export const defaultSocketDir = "/run/tsrunc/s";
-export const maxSocketPathBytes = 107;
 
 export function socketDir(): string {
   return process.env.TSRUNC_SOCKET_DIR || defaultSocketDir;
@@ -14,10 +14,11 @@ export function socketDir(): string {
 export function socketPath(address: string, namespace: string, groupId: string, dir = socketDir()): string {
   const digest = createHash("sha256").update(`${address}\0${namespace}\0${groupId}`).digest("hex");
   const path = join(dir, digest);
-  if (Buffer.byteLength(path) > maxSocketPathBytes) {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     // Fall back to a shorter digest rather than failing: 32 hex chars is still collision-safe here.
     const short = join(dir, digest.slice(0, 32));
-    if (Buffer.byteLength(short) > maxSocketPathBytes) throw new Error(`socket directory ${dir} is too long`);
+    if (Buffer.byteLength(short) > MAX_SOCKET_PATH_BYTES)
+      throw new Error(`socket directory ${dir} is too long`);
     return short;
   }
   return path;
@@ -25,8 +26,4 @@ export function socketPath(address: string, namespace: string, groupId: string, 
 
 export function socketAddress(path: string): string {
   return `unix://${path}`;
-}
-
-export function pathFromAddress(address: string): string {
-  return address.startsWith("unix://") ? address.slice("unix://".length) : address;
 }

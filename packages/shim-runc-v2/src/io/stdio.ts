@@ -112,7 +112,7 @@ export class ProcessIO implements StdioHandle {
   }
 
   /** After runc has handed the fds to the process, the shim drops its copies of them. */
-  releaseChildEnds(): void {
+  private releaseChildEnds(): void {
     for (const fd of new Set(this.#childEnds)) closeQuietly(fd);
     this.#childEnds = [];
   }

@@ -5,12 +5,12 @@ import { addon } from "./addon.js";
 let timer: NodeJS.Timeout | undefined;
 
 /** Trims the malloc heap `delayMs` after the last call (a burst of requests trims once). */
-export function trimWhenIdle(delayMs = 500): void {
+export function trimWhenIdle(delayMs = 500, trim: () => unknown = () => addon().mallocTrim()): void {
   if (timer) timer.refresh();
   else {
     timer = setTimeout(() => {
       timer = undefined;
-      addon().mallocTrim();
+      trim();
     }, delayMs);
     timer.unref();
   }
