@@ -8,8 +8,10 @@ import * as fs from "node:fs";
 import { Socket } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { EventsTtrpcService, TaskService, type ttrpcevents } from "@tsrunc/protocol";
-import { Client, type ClientStub, Server } from "@tsrunc/ttrpc";
+import { EventsTtrpcService, type TaskService, type ttrpcevents } from "@tsrunc/protocol";
+import { BundleFile, connectShim, runShimStart } from "@tsrunc/shim-contract";
+import type { Client, ClientStub } from "@tsrunc/ttrpc";
+import { Server } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 import type { TestLike } from "./cleanup.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
@@ -115,31 +117,24 @@ export async function shimEnv(t: TestLike): Promise<ShimEnv> {
       return dir;
     },
     async start(bundle, id, stdin) {
-      // Through `env -i`: tap's process-info hook re-adds its NODE_OPTIONS (--import …) to every
-      // child's environment, and the shim must not load tap's loader hooks.
-      const shimArgs = [
-        "-namespace",
+      // The shim gets only `env` (as containerd's environment would be): tap's process-info hook
+      // re-adds its NODE_OPTIONS (--import …) to every child, and the shim must not load it.
+      const sock = await runShimStart({
+        binary: SHIM_BIN,
         namespace,
-        "-address",
-        address,
-        "-publish-binary",
-        "/bin/true",
-        "-id",
         id,
-      ];
-      const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-      const r = await execa("env", ["-i", ...envArgs, SHIM_BIN, ...shimArgs, "-debug", "start"], {
-        cwd: bundle,
-        // What containerd writes on start's stdin: the runtime options as a serialized Any.
-        ...(stdin ? { input: stdin } : { stdin: "ignore" as const }),
-        all: true,
+        address,
+        bundle,
+        ttrpcAddress: eventsSock,
+        publishBinary: "/bin/true",
+        debug: true,
+        env,
+        ...(stdin ? { options: stdin } : {}),
       });
-      const out = String(r.all);
-      const sock = out.replace(/^unix:\/\//, "");
-      root.scope.sockets.add(sock);
-      const client = await Client.connect(out);
+      root.scope.sockets.add(sock.replace(/^unix:\/\//, ""));
+      const { client, task } = await connectShim(sock);
       clients.push(client);
-      return { address: out, client, task: client.service(TaskService) };
+      return { address: sock, client, task };
     },
     async fifoReader(name) {
       const p = path.join(root.path, "fifo", name);
@@ -176,7 +171,7 @@ export async function shimEnv(t: TestLike): Promise<ShimEnv> {
     shimPids() {
       return bundles.flatMap((b) => {
         try {
-          return [Number.parseInt(fs.readFileSync(path.join(b, "shim.pid"), "utf8"), 10)];
+          return [Number.parseInt(fs.readFileSync(path.join(b, BundleFile.shimPid), "utf8"), 10)];
         } catch {
           return [];
         }

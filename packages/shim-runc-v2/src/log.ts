@@ -4,13 +4,14 @@
 // lines wait in the fifo's buffer. Without the fifo (a shim started by hand) logs are dropped.
 import { constants, lstatSync, openSync } from "node:fs";
 import { join } from "node:path";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import pino, { type Logger } from "pino";
 
 export function openShimLog(bundle: string, fields: Record<string, string>, debug: boolean): Logger {
   const level = debug ? "debug" : "info";
   let fd: number | undefined;
   try {
-    const path = join(bundle, "log");
+    const path = join(bundle, BundleFile.log);
     if (lstatSync(path).isFIFO())
       fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch {

@@ -1,12 +1,12 @@
 // containerd-shim-tsrunc-v2: dispatches the verbs of the runtime-v2 shim binary contract.
 // `start` and `delete` print only what containerd parses (the address; DeleteResponse bytes);
 // errors go to stderr with a non-zero exit, which containerd shows as the failure.
-import { readFile, unlink } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { deletedMarker } from "./cli/delete-marker.js";
-import { FlagError, parseFlags, type ShimFlags } from "./cli/flags.js";
-import { identifierProblem } from "./identifiers.js";
-import { socketPath } from "./socket-path.js";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
+import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
+import { FlagError, parseFlags, type ShimFlags } from "@tsrunc/shim-contract/shim-flags";
+import { removeShimSocket } from "@tsrunc/shim-contract/socket-path";
 import { shimVersion } from "./version.js";
 
 async function readStdin(): Promise<Uint8Array> {
@@ -20,10 +20,10 @@ async function readStdin(): Promise<Uint8Array> {
 async function cleanDeleteResponse(flags: ShimFlags): Promise<Uint8Array | undefined> {
   if (identifierProblem(flags.id) || identifierProblem(flags.namespace)) return undefined;
   const bundle = resolve(flags.bundle || process.cwd());
-  const bytes = await readFile(join(bundle, deletedMarker)).catch(() => undefined);
+  const bytes = await readFile(join(bundle, BundleFile.deleted)).catch(() => undefined);
   if (!bytes) return undefined;
   // A server that died between Delete and Shutdown leaves its socket: remove it as delete does.
-  await unlink(socketPath(flags.address, flags.namespace, flags.id)).catch(() => {});
+  await removeShimSocket(flags.address, flags.namespace, flags.id);
   return bytes;
 }
 

@@ -3,6 +3,7 @@
 // arguments, and a hostile peer must not be able to mount over an arbitrary path.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 
@@ -31,7 +32,7 @@ function check(m: MountSpec): void {
 }
 
 export function rootfsPath(bundle: string): string {
-  return join(bundle, "rootfs");
+  return join(bundle, BundleFile.rootfs);
 }
 
 /** Mounts each mount in order on bundle/rootfs; on failure, unmounts what it mounted. */

@@ -16,11 +16,12 @@ import {
   timestampFromDate,
   unpackAnyAs,
 } from "@tsrunc/protocol/shim";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
+import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
+import { runcRootFor } from "@tsrunc/shim-contract/roots";
 import { Code, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
-import { deletedMarker } from "./cli/delete-marker.js";
 import { Container } from "./container.js";
-import { identifierProblem } from "./identifiers.js";
 import type { MountSpec } from "./mount.js";
 import { trimWhenIdle } from "./native/index.js";
 import { checkpointTask } from "./ops/checkpoint.js";
@@ -122,7 +123,7 @@ export class TaskServiceImpl {
   }
 
   #runcRoot(namespace: string, o: runcoptions.Options | undefined): string {
-    const root = o?.root || join(process.env.TSRUNC_RUNC_ROOT || "/run/tsrunc/runc", namespace);
+    const root = o?.root || runcRootFor(namespace);
     if (!root.startsWith("/") || root.includes("\0"))
       throw new TtrpcError(Code.InvalidArgument, "runc root must be absolute");
     return root;
@@ -154,7 +155,7 @@ export class TaskServiceImpl {
       // `delete` runs after a crash without our memory: it finds runc's root and binary here.
       await mkdir(bundle, { recursive: true });
       await writeFile(
-        join(bundle, "tsrunc-options.json"),
+        join(bundle, BundleFile.runcOptions),
         JSON.stringify({ binary: options?.binaryName || "runc", root }),
       );
       const rootfs: MountSpec[] = req.rootfs.map((m) => ({
@@ -212,7 +213,7 @@ export class TaskServiceImpl {
       this.containers.delete(req.id);
       // containerd runs our `delete` verb after the shim exits even when all went well; this
       // lets it answer at once instead of repeating runc delete and the unmount (cli/delete.ts).
-      await writeFile(join(c.bundle, deletedMarker), task.DeleteResponse.encode(res)).catch(() => {});
+      await writeFile(join(c.bundle, BundleFile.deleted), task.DeleteResponse.encode(res)).catch(() => {});
     }
     return res;
   }

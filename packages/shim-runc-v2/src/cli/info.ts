@@ -2,6 +2,7 @@
 // from stdin, ask runc for its features (`runc features`; the binary named in the options, or
 // runc), and print a serialized containerd.types.RuntimeInfo on stdout.
 import { Any, OciFeaturesType, packAny, runcoptions, types, unpackAnyAs } from "@tsrunc/protocol/shim";
+import { defaultRuncRoot } from "@tsrunc/shim-contract/roots";
 import { Runc } from "../runc/index.js";
 import { shimVersion } from "../version.js";
 
@@ -17,7 +18,7 @@ export async function runtimeInfo(stdin: Uint8Array): Promise<Uint8Array> {
     }
   }
   // runc features reads no state; the root only has to be a valid absolute path.
-  const features = await new Runc({ binary, root: "/run/tsrunc/runc" }).features();
+  const features = await new Runc({ binary, root: defaultRuncRoot }).features();
   return types.RuntimeInfo.encode({
     name: runtimeName,
     version: { version: shimVersion, revision: "" },

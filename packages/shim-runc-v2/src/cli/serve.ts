@@ -1,19 +1,19 @@
 // The long-lived shim server that `start` launched: fd 3 is the listening ttrpc socket, cwd is
 // the bundle, TTRPC_ADDRESS is containerd's event socket.
-import { unlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { Any, runcoptions, TaskService, unpackAnyAs } from "@tsrunc/protocol/shim";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
+import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
+import { removeShimSocketSync, socketPath } from "@tsrunc/shim-contract/socket-path";
 import { Server } from "@tsrunc/ttrpc";
 import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
 import { openShimLog } from "../log.js";
 import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "../native/index.js";
 import type { ShimContext } from "../shim-context.js";
-import { socketPath } from "../socket-path.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
-import type { ShimFlags } from "./flags.js";
 import { moveIntoCgroup } from "./shim-cgroup.js";
 
 export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<void> {
@@ -57,13 +57,7 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     await publisher.flush(2000);
     publisher.close();
     await server.shutdown({ timeoutMs: 1000 }).catch(() => {});
-    if (socketFile) {
-      try {
-        unlinkSync(socketFile);
-      } catch {
-        // already gone
-      }
-    }
+    removeShimSocketSync(socketFile);
     reaper.close();
     log.flush?.();
     setTimeout(() => process.exit(0), 50).unref();
@@ -116,7 +110,7 @@ function listenOnInheritedFd(fd: number, server: Server): Promise<NetServer> {
 async function readStartOptions(bundle: string): Promise<runcoptions.Options | undefined> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(join(bundle, "shim-options.pb"));
+    bytes = await readFile(join(bundle, BundleFile.shimOptions));
   } catch {
     return undefined;
   }

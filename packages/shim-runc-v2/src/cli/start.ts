@@ -4,14 +4,16 @@
 // stdio closed), records `address` and `shim.pid` in the bundle, prints only the address, and
 // exits. Because the socket already listens when the address is printed, containerd's first
 // connection waits in the backlog while the server loads: no readiness polling is needed.
-import { constants } from "node:fs";
-import { access, chmod, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
-import { createConnection, createServer, type Server } from "node:net";
+import { readFile, writeFile } from "node:fs/promises";
+import type { Server } from "node:net";
 import { join } from "node:path";
+import { BundleFile, writeAddress, writePidFile } from "@tsrunc/shim-contract/bundle-files";
+import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
+import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
+import { socketAddress, socketPath } from "@tsrunc/shim-contract/socket-path";
+import { Code, isCode } from "@tsrunc/ttrpc/status";
+import { listenUnix } from "@tsrunc/ttrpc/unix";
 import { execa } from "execa";
-import { identifierProblem } from "../identifiers.js";
-import { socketAddress, socketDir, socketPath } from "../socket-path.js";
-import type { ShimFlags } from "./flags.js";
 import { selfCommand } from "./self-exec.js";
 
 export class StartError extends Error {}
@@ -31,28 +33,24 @@ export async function startShim(
   const group = await groupId(bundle, flags.id);
   const path = socketPath(flags.address, flags.namespace, group);
   const address = socketAddress(path);
-  await mkdir(socketDir(), { recursive: true, mode: 0o700 });
 
   let server: Server;
   try {
-    server = await listen(path);
+    // 0600 from the first instant, in a 0700 directory; a stale socket (nothing answers) is
+    // replaced, a live one refused.
+    server = await listenUnix(path, { backlog: 128 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
-    if (await answers(path)) {
-      // A live shim already serves this group (a pod's sandbox): containerd should use it.
-      if (group !== flags.id) {
-        await writeFile(join(bundle, "address"), address);
-        return address;
-      }
-      throw new StartError(`a shim already serves ${flags.namespace}/${flags.id} at ${address}`);
+    if (!isCode(err, Code.AlreadyExists)) throw err;
+    // A live shim already serves this group (a pod's sandbox): containerd should use it.
+    if (group !== flags.id) {
+      await writeAddress(bundle, address);
+      return address;
     }
-    await unlink(path);
-    server = await listen(path);
+    throw new StartError(`a shim already serves ${flags.namespace}/${flags.id} at ${address}`);
   }
-  await chmod(path, 0o600);
 
   if (stdinOptions.length > 0)
-    await writeFile(join(bundle, "shim-options.pb"), stdinOptions, { mode: 0o600 });
+    await writeFile(join(bundle, BundleFile.shimOptions), stdinOptions, { mode: 0o600 });
   const self = selfCommand();
   const args = [
     ...self.args,
@@ -86,16 +84,15 @@ export async function startShim(
   const pid = child.pid;
   if (!pid) throw new StartError("cannot launch the shim server");
 
-  await writeFile(join(bundle, "address"), address);
-  await writeFile(join(bundle, "shim.pid"), String(pid));
+  await writeAddress(bundle, address);
+  await writePidFile(bundle, BundleFile.shimPid, pid);
   return address;
 }
 
 /** The shim a container belongs to: its pod's sandbox when it has one, else itself. */
 async function groupId(bundle: string, id: string): Promise<string> {
   try {
-    await access(join(bundle, "config.json"), constants.R_OK);
-    const spec = JSON.parse(await readFile(join(bundle, "config.json"), "utf8")) as {
+    const spec = JSON.parse(await readFile(join(bundle, BundleFile.config), "utf8")) as {
       annotations?: Record<string, string>;
     };
     const sandbox = spec.annotations?.["io.kubernetes.cri.sandbox-id"];
@@ -104,26 +101,4 @@ async function groupId(bundle: string, id: string): Promise<string> {
     // No readable spec: the container is its own group.
   }
   return id;
-}
-
-function listen(path: string): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen({ path, backlog: 128 }, () => {
-      s.off("error", reject);
-      resolve(s);
-    });
-  });
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = createConnection(path);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
 }

@@ -6,8 +6,8 @@ import { randomBytes } from "node:crypto";
 import { constants, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
+import { socketDir } from "@tsrunc/shim-contract/socket-path";
 import { openPty, type PtyStream, receiveFd } from "../native/index.js";
-import { socketDir } from "../socket-path.js";
 import { type ChildFd, closeQuietly, openFifo, type StdioPaths } from "./stdio.js";
 import type { StdioHandle } from "./stdio-handle.js";
 

@@ -1,6 +1,7 @@
 // A container's init process: created by `runc create`, started by `runc start`, signalled with
 // `runc kill`, removed with `runc delete`. Its exit ends the container.
 import { join } from "node:path";
+import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { openStdio } from "../io/open-stdio.js";
 import type { StdioPaths } from "../io/stdio.js";
@@ -41,7 +42,7 @@ export class InitProcess extends ShimProcess {
   static async create(ctx: ShimContext, opts: InitOptions): Promise<InitProcess> {
     const p = new InitProcess(ctx, opts);
     await mountRootfs(opts.bundle, opts.rootfs);
-    const pidFile = join(opts.bundle, "init.pid");
+    const pidFile = join(opts.bundle, BundleFile.initPid);
     try {
       p.io = await openStdio(opts.stdio, ctx.makePipe, { containerId: opts.id, namespace: ctx.namespace });
       const since = new Date();

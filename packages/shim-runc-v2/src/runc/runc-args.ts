@@ -3,7 +3,7 @@
 // become a flag, a relative path, or an id runc would turn into a path of its own.
 
 import { isAbsolute } from "node:path";
-import { identifierProblem } from "../identifiers.js";
+import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import { RuncError } from "./runc-errors.js";
 import type { CheckpointOptions, CreateOptions, ExecOptions, RuncOptions } from "./runc-types.js";
 

@@ -2,8 +2,10 @@
 // so it is a short directory plus a sha256 of (containerd address, namespace, id) — the same
 // inputs that make a shim unique. Never an abstract socket (CVE-2020-15257).
 import { createHash } from "node:crypto";
+import { unlinkSync } from "node:fs";
+import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { MAX_SOCKET_PATH_BYTES } from "@tsrunc/ttrpc";
+import { MAX_SOCKET_PATH_BYTES } from "@tsrunc/ttrpc/unix";
 
 export const defaultSocketDir = "/run/tsrunc/s";
 
@@ -26,4 +28,21 @@ export function socketPath(address: string, namespace: string, groupId: string, 
 
 export function socketAddress(path: string): string {
   return `unix://${path}`;
+}
+
+/**
+ * Removes a shim's socket file (a server that exits, or `delete` after a dead one). Only the
+ * group's own socket: a pod's shared socket belongs to its sandbox's shim. Missing is fine.
+ */
+export async function removeShimSocket(address: string, namespace: string, groupId: string): Promise<void> {
+  await unlink(socketPath(address, namespace, groupId)).catch(() => {});
+}
+
+/** removeShimSocket for exit handlers, where nothing asynchronous runs any more. */
+export function removeShimSocketSync(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }

@@ -1,5 +1,5 @@
 import t from "tap";
-import { FlagError, parseFlags } from "./flags.js";
+import { FlagError, parseFlags } from "./shim-flags.js";
 
 t.test("Go flag syntaxes all parse", async (t) => {
   const f = parseFlags([
