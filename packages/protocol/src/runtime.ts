@@ -196,10 +196,6 @@ export function readPacked<T>(r: Reader, end: number, out: T[], read: (r: Reader
   checkEnd(r, e);
 }
 
-export const readUint32 = (r: Reader): number => r.uint32();
-export const readInt32 = (r: Reader): number => r.int32();
-export const readBool = (r: Reader): boolean => r.bool();
-
 /**
  * Go's zero time.Time as a Timestamp: what a Go peer writes into a non-nullable timestamp that
  * holds no time (e.g. exited_at of a process still running), and what our decoder fills in for
