@@ -4,7 +4,10 @@
 
 import * as fs from "node:fs";
 import { execaSync } from "execa";
-import { type LeakScope, onEmergencyExit, sweepSync, type TestLike } from "./cleanup.js";
+import { onEmergencyExit } from "./cleanup/exit-hooks.js";
+import type { LeakScope } from "./cleanup/scope.js";
+import { sweepSync } from "./cleanup/sweep.js";
+import type { TestLike } from "./cleanup/tap-cleanup.js";
 
 export interface TempRootOptions {
   /** Mount a tmpfs on the root (default true). */
