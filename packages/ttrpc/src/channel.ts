@@ -7,7 +7,7 @@
 // stream after one second; we mirror it, so one stalled consumer cannot stall the connection
 // for ever.
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { FrameDecoder, type FrameSink, MAX_DATA_LENGTH } from "./frame-codec.js";
 import { FrameWriter } from "./frame-writer.js";
 import type { QueueHooks } from "./message-queue.js";
@@ -24,7 +24,7 @@ export class Channel {
   closed = false;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: Duplex,
     sink: FrameSink,
     private readonly onClose: (err: Error | undefined) => void,
     maxDataLength = MAX_DATA_LENGTH,

@@ -6,9 +6,17 @@
 // is free to ignore them and ttrpc has no cancel frame: a call that gives up locally simply
 // forgets its stream, and a late response for it is dropped.
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { Channel } from "./channel.js";
 import { Flags, MAX_DATA_LENGTH, MessageType } from "./frame-codec.js";
+import type { FrameWriter } from "./frame-writer.js";
+import {
+  applyInterceptors,
+  type ClientCall,
+  type ClientHandler,
+  type ClientInterceptor,
+  handedBack,
+} from "./interceptor.js";
 import { MessageQueue } from "./message-queue.js";
 import { decodeResponse, encodeRequest, type Response } from "./messages.js";
 import { type Metadata, toKeyValues } from "./metadata.js";
@@ -33,13 +41,19 @@ export interface CallOptions {
   metadata?: Metadata;
 }
 
-export interface ConnectOptions {
+export interface ClientOptions {
+  /** Wrapped around every call this client makes, the first outermost. */
+  interceptors?: ClientInterceptor[];
+}
+
+export interface ConnectOptions extends ClientOptions {
   /** Give up connecting after this long. */
   timeoutMs?: number;
 }
 
 /** The raw (bytes) side of a streaming call; the typed stubs wrap it. */
 export interface RawStream {
+  /** The stream id; 0 while client interceptors hold the call back. */
   readonly id: number;
   /** Sends one message (client and bidi streaming). Resolves when the socket can take more. */
   send(payload: Uint8Array): Promise<void>;
@@ -83,6 +97,17 @@ const MAX_TIMER_MS = 0x7fffffff;
 /** RawStream.response of server and bidi streams, which have no single response. */
 const NO_RESPONSE: Promise<Uint8Array> = Promise.resolve(new Uint8Array(0));
 const noop = () => {};
+const DONE: Promise<IteratorResult<Uint8Array>> = Promise.resolve({ value: undefined, done: true });
+/** ClientCall.options of a call made without options. */
+const NO_OPTIONS: CallOptions = Object.freeze({});
+/** The "codec" of client.call() and openStream(): the request already is bytes. */
+const rawCodec: MessageCodec<Uint8Array, unknown> = {
+  encode: (req) => {
+    if (!(req instanceof Uint8Array)) throw new TypeError("a raw call's request must be a Uint8Array");
+    return req;
+  },
+  decode: (bytes) => bytes,
+};
 
 /** Why an aborted signal ended a call: AbortSignal.timeout() is a deadline, anything else a cancel. */
 function abortError(signal: AbortSignal): TtrpcError {
@@ -99,26 +124,82 @@ function statusError(res: Response): TtrpcError {
   return new TtrpcError(code as Code, message, { details });
 }
 
-/** One open stream: a unary call, or a streaming call's client side. */
-class ClientCall {
-  done = false;
-  localClosed: boolean;
-  error: TtrpcError | undefined;
-  timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** Server and bidi streaming: received messages. */
-  queue: MessageQueue<Uint8Array> | undefined;
+/** What starting a call takes: where it goes, what it carries, and who hears of its end. */
+interface StartOptions {
+  service: string;
+  method: string;
+  kind: StreamKind;
+  /** The Request's payload: the request message of unary and server-streaming calls. */
+  payload: Uint8Array | undefined;
+  call: CallOptions | undefined;
+  /** Unary and client streaming: the single response. */
+  resolve?: (payload: Uint8Array) => void;
+  reject?: (err: TtrpcError) => void;
+  /** Told once when the call ends, with its error (undefined: it ended well). */
+  onEnd?: (err: TtrpcError | undefined) => void;
+}
 
-  constructor(
-    readonly client: Client,
-    readonly id: number,
-    readonly kind: StreamKind,
-    /** Unary and client streaming: the single response. */
-    readonly resolve: ((payload: Uint8Array) => void) | undefined,
-    readonly reject: ((err: TtrpcError) => void) | undefined,
-  ) {
-    this.localClosed = kind === "unary" || kind === "server";
+/** The flags of the Request frame that opens a call of each kind. */
+function requestFlags(kind: StreamKind): number {
+  // Unary: none. Server streaming: remote-closed, the client sends nothing after the request.
+  // Client and bidi streaming: remote-open, data frames follow (and the Request has no payload).
+  return kind === "unary" ? 0 : kind === "server" ? Flags.RemoteClosed : Flags.RemoteOpen;
+}
+
+/** One open stream: a unary call, or a streaming call's client side. */
+class ClientStream {
+  readonly id: number;
+  readonly #start: StartOptions;
+  readonly #writer: FrameWriter;
+  readonly #forget: (s: ClientStream) => void;
+  #done = false;
+  #localClosed: boolean;
+  #error: TtrpcError | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  /** Server and bidi streaming: received messages. */
+  readonly #queue: MessageQueue<Uint8Array> | undefined;
+
+  constructor(id: number, start: StartOptions, channel: Channel, forget: (s: ClientStream) => void) {
+    this.id = id;
+    this.#start = start;
+    this.#writer = channel.writer;
+    this.#forget = forget;
+    this.#localClosed = start.kind === "unary" || start.kind === "server";
+    if (start.kind === "server" || start.kind === "bidi") {
+      this.#queue = new MessageQueue<Uint8Array>(
+        channel.queueHooks(() =>
+          this.finish(new TtrpcError(Code.ResourceExhausted, "ttrpc: stream receive buffer full")),
+        ),
+      );
+    }
+  }
+
+  /** Server and bidi streaming: the messages, ending with the call (or failing with it). */
+  get messages(): MessageQueue<Uint8Array> | undefined {
+    return this.#queue;
+  }
+
+  /** Ends the call at its deadline or when `signal` aborts, whichever comes first. */
+  watch(timeoutMs: number | undefined, signal: AbortSignal | undefined): void {
+    // Node's timers cannot wait longer than 2^31-1 ms (they fire at once instead); a deadline
+    // 24 days away is no deadline for a local call.
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
+      const { service, method } = this.#start;
+      this.#timer = setTimeout(
+        () =>
+          this.finish(
+            new TtrpcError(Code.DeadlineExceeded, `ttrpc: ${service}/${method}: deadline exceeded`),
+          ),
+        timeoutMs,
+      );
+    }
+    if (signal !== undefined) {
+      this.#signal = signal;
+      this.#onAbort = () => this.finish(abortError(signal));
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
   }
 
   /**
@@ -127,30 +208,31 @@ class ClientCall {
    * local one (deadline, cancel, connection lost) is reported at once.
    */
   finish(err: TtrpcError | undefined, remote = false): void {
-    if (this.done) return;
-    this.done = true;
-    this.error = err;
-    this.client.forget(this);
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.onAbort !== undefined) this.signal!.removeEventListener("abort", this.onAbort);
+    if (this.#done) return;
+    this.#done = true;
+    this.#error = err;
+    this.#forget(this);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#onAbort !== undefined) this.#signal!.removeEventListener("abort", this.#onAbort);
     if (err !== undefined) {
-      this.reject?.(err);
-      if (remote) this.queue?.end(err);
-      else this.queue?.fail(err);
+      this.#start.reject?.(err);
+      if (remote) this.#queue?.end(err);
+      else this.#queue?.fail(err);
     } else {
-      this.queue?.end();
+      this.#queue?.end();
     }
+    this.#start.onEnd?.(err);
   }
 
   send(payload: Uint8Array): Promise<void> {
-    if (this.localClosed) {
+    if (this.#localClosed) {
       return Promise.reject(
         new TtrpcError(Code.FailedPrecondition, "ttrpc: send on a stream closed for sending"),
       );
     }
-    if (this.done) {
+    if (this.#done) {
       return Promise.reject(
-        this.error ?? new TtrpcError(Code.FailedPrecondition, "ttrpc: stream already finished"),
+        this.#error ?? new TtrpcError(Code.FailedPrecondition, "ttrpc: stream already finished"),
       );
     }
     if (payload.length > MAX_DATA_LENGTH) {
@@ -161,16 +243,15 @@ class ClientCall {
         ),
       );
     }
-    const w = this.client.channel.writer;
+    const w = this.#writer;
     w.frame(this.id, MessageType.Data, 0, payload);
     return w.needsDrain ? w.drained() : RESOLVED;
   }
 
   closeSend(): void {
-    if (this.localClosed) return;
-    this.localClosed = true;
-    if (!this.done)
-      this.client.channel.writer.frame(this.id, MessageType.Data, Flags.RemoteClosed | Flags.NoData);
+    if (this.#localClosed) return;
+    this.#localClosed = true;
+    if (!this.#done) this.#writer.frame(this.id, MessageType.Data, Flags.RemoteClosed | Flags.NoData);
   }
 
   /** A frame for this stream arrived. */
@@ -187,57 +268,145 @@ class ClientCall {
         this.finish(statusError(res), true);
         return;
       }
-      if (this.resolve !== undefined) {
-        this.resolve(res.payload);
+      const resolve = this.#start.resolve;
+      if (resolve !== undefined) {
+        resolve(res.payload);
       } else if (res.payload.length > 0) {
         // A streaming server may end with a Response carrying one last message.
-        this.queue!.push(res.payload);
+        this.#queue?.push(res.payload);
       }
       this.finish(undefined);
       return;
     }
     if (type === MessageType.Data) {
-      if (this.queue === undefined) {
+      const queue = this.#queue;
+      if (queue === undefined) {
         this.finish(
           new TtrpcError(Code.Internal, `ttrpc: data frame on non-streaming-server stream ${this.id}`),
         );
         return;
       }
-      if ((flags & Flags.NoData) === 0) this.queue.push(data);
+      if ((flags & Flags.NoData) === 0) queue.push(data);
       if ((flags & Flags.RemoteClosed) !== 0) this.finish(undefined);
     }
     // A Request from the server (server-initiated streams) is not part of the protocol yet: ignored.
   }
 }
 
+/**
+ * The RawStream of a streaming call that waits for its interceptors before it opens: what is
+ * done to it meanwhile (sends, closeSend, leaving the messages) is replayed in order once it is
+ * open, or fails with the interceptors' error if it never opens. Its id is 0 until then.
+ */
+class PendingStream implements RawStream {
+  readonly messages: AsyncIterableIterator<Uint8Array>;
+  readonly response: Promise<Uint8Array>;
+  #stream: RawStream | undefined;
+  #error: unknown;
+  #refused = false;
+  #backlog: (() => void)[] = [];
+  readonly #ready: Promise<RawStream>;
+  #settle!: { resolve(s: RawStream): void; reject(err: unknown): void };
+
+  constructor(kind: StreamKind) {
+    this.#ready = new Promise<RawStream>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.#ready.catch(noop);
+    if (kind === "client") {
+      this.response = this.#ready.then((s) => s.response);
+      this.response.catch(noop);
+    } else {
+      this.response = NO_RESPONSE;
+    }
+    const messages: AsyncIterableIterator<Uint8Array> = {
+      next: () => this.#stream?.messages.next() ?? this.#ready.then((s) => s.messages.next()),
+      return: () => {
+        const s = this.#stream;
+        if (s !== undefined) return s.messages.return?.() ?? DONE;
+        if (!this.#refused) this.#backlog.push(() => void this.#stream?.messages.return?.());
+        return DONE;
+      },
+      [Symbol.asyncIterator]: () => messages,
+    };
+    this.messages = messages;
+  }
+
+  get id(): number {
+    return this.#stream?.id ?? 0;
+  }
+
+  send(payload: Uint8Array): Promise<void> {
+    if (this.#stream !== undefined) return this.#stream.send(payload);
+    if (this.#refused) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      this.#backlog.push(() =>
+        this.#stream === undefined ? reject(this.#error) : this.#stream.send(payload).then(resolve, reject),
+      );
+    });
+  }
+
+  closeSend(): void {
+    if (this.#stream !== undefined) this.#stream.closeSend();
+    else if (!this.#refused) this.#backlog.push(() => this.#stream?.closeSend());
+  }
+
+  /** The call opened as `stream`. */
+  open(stream: RawStream): void {
+    if (this.#stream !== undefined || this.#refused) return;
+    this.#stream = stream;
+    this.#drain();
+    this.#settle.resolve(stream);
+  }
+
+  /** The interceptors failed the call before it opened; once it is open this changes nothing. */
+  refuse(err: unknown): void {
+    if (this.#stream !== undefined || this.#refused) return;
+    this.#refused = true;
+    this.#error = err;
+    this.#drain();
+    this.#settle.reject(err);
+  }
+
+  #drain(): void {
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const op of backlog) op();
+  }
+}
+
 export class Client {
-  /** @internal */
-  readonly channel: Channel;
-  private readonly calls = new Map<number, ClientCall>();
-  private nextId = 1;
-  private closeError: TtrpcError | undefined;
-  private socketError: Error | undefined;
-  private closeCallbacks: ((err: Error | undefined) => void)[] = [];
-  private closedPromise: Promise<void>;
-  private resolveClosed!: () => void;
+  readonly #channel: Channel;
+  readonly #calls = new Map<number, ClientStream>();
+  readonly #interceptors: readonly ClientInterceptor[];
+  readonly #forget = (s: ClientStream) => {
+    if (this.#calls.get(s.id) === s) this.#calls.delete(s.id);
+  };
+  #nextId = 1;
+  #closeError: TtrpcError | undefined;
+  #socketError: Error | undefined;
+  #closeCallbacks: ((err: Error | undefined) => void)[] = [];
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
 
   /** Opens a connection to a ttrpc server at a unix socket path (or a "unix://" address). */
   static async connect(address: string, opts: ConnectOptions = {}): Promise<Client> {
-    const socket = await connectUnix(address, opts);
-    return new Client(socket);
+    const socket = await connectUnix(address, { timeoutMs: opts.timeoutMs });
+    return new Client(socket, opts);
   }
 
-  /** Wraps an already connected socket. */
-  constructor(socket: Socket) {
-    this.closedPromise = new Promise((resolve) => {
-      this.resolveClosed = resolve;
+  /** Wraps an already connected socket, or any connected byte stream (see memoryPair()). */
+  constructor(conn: Duplex, opts: ClientOptions = {}) {
+    this.#interceptors = [...(opts.interceptors ?? [])];
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve;
     });
-    this.channel = new Channel(
-      socket,
+    this.#channel = new Channel(
+      conn,
       {
-        frame: (id, type, flags, data) => this.calls.get(id)?.onFrame(type, flags, data),
+        frame: (id, type, flags, data) => this.#calls.get(id)?.onFrame(type, flags, data),
         oversize: (id, _type, _flags, length) =>
-          this.calls
+          this.#calls
             .get(id)
             ?.finish(
               new TtrpcError(
@@ -245,39 +414,43 @@ export class Client {
                 `ttrpc: received message of ${length} bytes exceeds ${MAX_DATA_LENGTH}`,
               ),
             ),
-        protocolError: (err) => this.channel.destroy(err),
+        protocolError: (err) => this.#channel.destroy(err),
       },
-      (err) => this.onChannelClose(err),
+      (err) => this.#onChannelClose(err),
     );
-    this.channel.start();
+    this.#channel.start();
   }
 
   /** False once the connection is closed (by either side). */
   get connected(): boolean {
-    return !this.channel.closed && this.closeError === undefined;
+    return !this.#channel.closed && this.#closeError === undefined;
   }
 
   /** Number of calls waiting for their end. */
   get pending(): number {
-    return this.calls.size;
+    return this.#calls.size;
   }
 
   /** Called once when the connection closes, with the socket error if there was one. */
   onClose(cb: (err: Error | undefined) => void): void {
-    if (this.channel.closed) queueMicrotask(() => cb(this.socketError));
-    else this.closeCallbacks.push(cb);
+    if (this.#channel.closed) queueMicrotask(() => cb(this.#socketError));
+    else this.#closeCallbacks.push(cb);
   }
 
   /** Closes the connection; pending calls fail with Unavailable. Resolves once it is closed. */
   close(): Promise<void> {
-    this.closeError ??= new TtrpcError(Code.Unavailable, "ttrpc: client closed");
-    this.channel.destroy();
-    return this.closedPromise;
+    this.#closeError ??= new TtrpcError(Code.Unavailable, "ttrpc: client closed");
+    this.#channel.destroy();
+    return this.#closed;
   }
 
   /** A unary call with raw payloads. */
   call(service: string, method: string, payload: Uint8Array, opts?: CallOptions): Promise<Uint8Array> {
-    return this.unary(service, method, payload, opts, undefined);
+    if (this.#interceptors.length === 0) return this.#unary(service, method, payload, opts, undefined);
+    return this.#intercepted(
+      { service, method, kind: "unary", request: payload, options: opts ?? NO_OPTIONS },
+      this.#unaryHandler(rawCodec, undefined),
+    ) as Promise<Uint8Array>;
   }
 
   /** Opens a streaming call with raw payloads. `payload` is the request of a server-streaming call. */
@@ -287,6 +460,145 @@ export class Client {
     kind: Exclude<StreamKind, "unary">,
     payload?: Uint8Array,
     opts?: CallOptions,
+  ): RawStream {
+    if (this.#interceptors.length === 0) return this.#open(service, method, kind, payload, opts, undefined);
+    return this.#openIntercepted(
+      { service, method, kind, request: payload, options: opts ?? NO_OPTIONS },
+      rawCodec,
+    );
+  }
+
+  /** A typed stub for a service: one function per method, shaped by the method's stream kind. */
+  service<S extends ServiceDescriptor>(desc: S): ClientStub<S> {
+    const stub: Record<string, unknown> = {};
+    for (const [key, m] of Object.entries(desc.methods)) {
+      stub[key] = this.#stubMethod(desc.name, m);
+    }
+    return stub as ClientStub<S>;
+  }
+
+  #stubMethod(service: string, m: MethodDescriptor<unknown, unknown, StreamKind>): unknown {
+    const reqType = m.requestType;
+    const resType = m.responseType;
+    const method = m.name;
+    const intercepted = this.#interceptors.length > 0;
+    // Without interceptors a stub encodes the request itself; with them the innermost handler
+    // does, so that interceptors see (and may replace) the message rather than its bytes.
+    const openTyped = (
+      kind: Exclude<StreamKind, "unary">,
+      request: unknown,
+      opts: CallOptions | undefined,
+    ) =>
+      intercepted
+        ? this.#openIntercepted({ service, method, kind, request, options: opts ?? NO_OPTIONS }, reqType)
+        : this.#open(service, method, kind, request as Uint8Array | undefined, opts, undefined);
+    switch (m.kind) {
+      case "unary": {
+        const handler = this.#unaryHandler(reqType, resType);
+        return (req: unknown, opts?: CallOptions) => {
+          if (intercepted) {
+            return this.#intercepted(
+              { service, method, kind: "unary", request: req, options: opts ?? NO_OPTIONS },
+              handler,
+            );
+          }
+          let payload: Uint8Array;
+          try {
+            payload = reqType.encode(req);
+          } catch (err) {
+            return Promise.reject(encodeError(err));
+          }
+          return this.#unary(service, method, payload, opts, resType);
+        };
+      }
+      case "server":
+        return (req: unknown, opts?: CallOptions) => {
+          if (intercepted) return decodingIterator(openTyped("server", req, opts).messages, resType);
+          let payload: Uint8Array;
+          try {
+            payload = reqType.encode(req);
+          } catch (err) {
+            return failedIterable(encodeError(err));
+          }
+          return decodingIterator(openTyped("server", payload, opts).messages, resType);
+        };
+      case "client":
+        return (opts?: CallOptions) => {
+          const s = openTyped("client", undefined, opts);
+          const response = s.response.then((b) => decodeReply(resType, b));
+          response.catch(noop);
+          return {
+            send: (req: unknown) => sendEncoded(s, reqType, req),
+            closeSend: () => s.closeSend(),
+            response,
+          };
+        };
+      case "bidi":
+        return (opts?: CallOptions) => {
+          const s = openTyped("bidi", undefined, opts);
+          const messages = decodingIterator(s.messages, resType);
+          return {
+            send: (req: unknown) => sendEncoded(s, reqType, req),
+            closeSend: () => s.closeSend(),
+            [Symbol.asyncIterator]: () => messages,
+          };
+        };
+    }
+  }
+
+  /** Runs `call` through the interceptors to `inner`; an interceptor that throws rejects the call. */
+  #intercepted(call: ClientCall, inner: ClientHandler): Promise<unknown> {
+    try {
+      return applyInterceptors(this.#interceptors, inner)(call);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The innermost handler of unary calls: encodes the (possibly replaced) request and sends it. */
+  #unaryHandler(reqType: MessageCodec<unknown>, resType: MessageCodec<unknown> | undefined): ClientHandler {
+    return (c) => {
+      let payload: Uint8Array;
+      try {
+        payload = reqType.encode(c.request);
+      } catch (err) {
+        return handedBack(Promise.reject(encodeError(err)));
+      }
+      return handedBack(this.#unary(c.service, c.method, payload, c.options, resType));
+    };
+  }
+
+  /** A streaming call behind interceptors: the stream is handed out now and opens when they let it. */
+  #openIntercepted(call: ClientCall, reqType: MessageCodec<unknown>): RawStream {
+    const kind = call.kind as Exclude<StreamKind, "unary">;
+    const pending = new PendingStream(kind);
+    const inner: ClientHandler = (c) => {
+      let payload: Uint8Array | undefined;
+      if (kind === "server") {
+        try {
+          payload = reqType.encode(c.request);
+        } catch (err) {
+          return handedBack(Promise.reject(encodeError(err)));
+        }
+      }
+      const ended = new Promise<unknown>((resolve, reject) => {
+        const onEnd = (err: TtrpcError | undefined) => (err === undefined ? resolve(undefined) : reject(err));
+        pending.open(this.#open(c.service, c.method, kind, payload, c.options, onEnd));
+      });
+      return handedBack(ended);
+    };
+    this.#intercepted(call, inner).catch((err: unknown) => pending.refuse(err));
+    return pending;
+  }
+
+  /** Opens a streaming call now. */
+  #open(
+    service: string,
+    method: string,
+    kind: Exclude<StreamKind, "unary">,
+    payload: Uint8Array | undefined,
+    opts: CallOptions | undefined,
+    onEnd: StartOptions["onEnd"],
   ): RawStream {
     let resolve: ((p: Uint8Array) => void) | undefined;
     let reject: ((e: TtrpcError) => void) | undefined;
@@ -299,102 +611,32 @@ export class Client {
       // Nobody may ever look at the response of an abandoned call: no unhandled rejection.
       response.catch(noop);
     }
-    // Request flags: remote-closed when the client sends nothing after the request,
-    // remote-open when data frames follow. Client-streaming requests carry no payload.
-    const flags = kind === "server" ? Flags.RemoteClosed : Flags.RemoteOpen;
-    const call = this.start(
+    const stream = this.#start({
       service,
       method,
       kind,
-      kind === "server" ? payload : undefined,
-      flags,
-      opts,
+      // Client-streaming and bidi requests carry no payload.
+      payload: kind === "server" ? payload : undefined,
+      call: opts,
       resolve,
       reject,
-    );
-    if (kind !== "client" && call.queue === undefined) {
-      // The call failed before it started: present the failure to whoever iterates.
-      const q = new MessageQueue<Uint8Array>();
-      q.fail(call.error);
-      call.queue = q;
+      onEnd,
+    });
+    let messages = stream.messages;
+    if (messages === undefined) {
+      messages = new MessageQueue<Uint8Array>();
+      messages.end();
     }
-    const empty = kind === "client" ? new MessageQueue<Uint8Array>() : undefined;
-    empty?.end();
     return {
-      id: call.id,
-      send: (p) => call.send(p),
-      closeSend: () => call.closeSend(),
-      messages: call.queue ?? empty!,
+      id: stream.id,
+      send: (p) => stream.send(p),
+      closeSend: () => stream.closeSend(),
+      messages,
       response,
     };
   }
 
-  /** A typed stub for a service: one function per method, shaped by the method's stream kind. */
-  service<S extends ServiceDescriptor>(desc: S): ClientStub<S> {
-    const stub: Record<string, unknown> = {};
-    for (const [key, m] of Object.entries(desc.methods)) {
-      stub[key] = this.stubMethod(desc.name, m);
-    }
-    return stub as ClientStub<S>;
-  }
-
-  /** @internal */
-  forget(call: ClientCall): void {
-    if (this.calls.get(call.id) === call) this.calls.delete(call.id);
-  }
-
-  private stubMethod(service: string, m: MethodDescriptor<unknown, unknown, StreamKind>): unknown {
-    const reqType = m.requestType;
-    const resType = m.responseType;
-    switch (m.kind) {
-      case "unary":
-        return (req: unknown, opts?: CallOptions) => {
-          let payload: Uint8Array;
-          try {
-            payload = reqType.encode(req);
-          } catch (err) {
-            return Promise.reject(encodeError(err));
-          }
-          return this.unary(service, m.name, payload, opts, resType);
-        };
-      case "server":
-        return (req: unknown, opts?: CallOptions) => {
-          let payload: Uint8Array;
-          try {
-            payload = reqType.encode(req);
-          } catch (err) {
-            return failedIterable(encodeError(err));
-          }
-          return decodingIterator(
-            this.openStream(service, m.name, "server", payload, opts).messages,
-            resType,
-          );
-        };
-      case "client":
-        return (opts?: CallOptions) => {
-          const s = this.openStream(service, m.name, "client", undefined, opts);
-          const response = s.response.then((b) => decodeReply(resType, b));
-          response.catch(noop);
-          return {
-            send: (req: unknown) => sendEncoded(s, reqType, req),
-            closeSend: () => s.closeSend(),
-            response,
-          };
-        };
-      case "bidi":
-        return (opts?: CallOptions) => {
-          const s = this.openStream(service, m.name, "bidi", undefined, opts);
-          const messages = decodingIterator(s.messages, resType);
-          return {
-            send: (req: unknown) => sendEncoded(s, reqType, req),
-            closeSend: () => s.closeSend(),
-            [Symbol.asyncIterator]: () => messages,
-          };
-        };
-    }
-  }
-
-  private unary(
+  #unary(
     service: string,
     method: string,
     payload: Uint8Array,
@@ -415,43 +657,34 @@ export class Client {
                 );
               }
             };
-      this.start(service, method, "unary", payload, 0, opts, ok, reject);
+      this.#start({ service, method, kind: "unary", payload, call: opts, resolve: ok, reject });
     });
   }
 
   /** Registers a call and sends its Request frame; a call that cannot start is finished with the reason. */
-  private start(
-    service: string,
-    method: string,
-    kind: StreamKind,
-    payload: Uint8Array | undefined,
-    flags: number,
-    opts: CallOptions | undefined,
-    resolve: ((p: Uint8Array) => void) | undefined,
-    reject: ((e: TtrpcError) => void) | undefined,
-  ): ClientCall {
-    const id = this.nextId;
-    const call = new ClientCall(this, id, kind, resolve, reject);
+  #start(o: StartOptions): ClientStream {
+    const id = this.#nextId;
+    const stream = new ClientStream(id, o, this.#channel, this.#forget);
     const fail = (err: TtrpcError) => {
-      call.finish(err);
-      return call;
+      stream.finish(err);
+      return stream;
     };
     if (!this.connected) {
-      return fail(this.closeError ?? new TtrpcError(Code.Unavailable, "ttrpc: connection closed"));
+      return fail(this.#closeError ?? new TtrpcError(Code.Unavailable, "ttrpc: connection closed"));
     }
-    const signal = opts?.signal;
+    const signal = o.call?.signal;
     if (signal?.aborted) return fail(abortError(signal));
     if (id > 0xffffffff)
       return fail(new TtrpcError(Code.Unavailable, "ttrpc: stream ids exhausted on this connection"));
-    const timeoutMs = opts?.timeoutMs;
+    const timeoutMs = o.call?.timeoutMs;
     let request: Uint8Array;
     try {
       request = encodeRequest({
-        service,
-        method,
-        payload,
+        service: o.service,
+        method: o.method,
+        payload: o.payload,
         timeoutNano: timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs * 1e6)),
-        metadata: toKeyValues(opts?.metadata),
+        metadata: toKeyValues(o.call?.metadata),
       });
     } catch (err) {
       return fail(new TtrpcError(Code.InvalidArgument, "ttrpc: cannot encode request", { cause: err }));
@@ -465,43 +698,21 @@ export class Client {
         ),
       );
     }
-    this.nextId += 2;
-    if (kind === "server" || kind === "bidi") {
-      call.queue = new MessageQueue<Uint8Array>(
-        this.channel.queueHooks(() =>
-          call.finish(new TtrpcError(Code.ResourceExhausted, "ttrpc: stream receive buffer full")),
-        ),
-      );
-    }
-    this.calls.set(id, call);
-    // Node's timers cannot wait longer than 2^31-1 ms (they fire at once instead); a deadline
-    // 24 days away is no deadline for a local call.
-    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
-      call.timer = setTimeout(
-        () =>
-          call.finish(
-            new TtrpcError(Code.DeadlineExceeded, `ttrpc: ${service}/${method}: deadline exceeded`),
-          ),
-        timeoutMs,
-      );
-    }
-    if (signal !== undefined) {
-      call.signal = signal;
-      call.onAbort = () => call.finish(abortError(signal));
-      signal.addEventListener("abort", call.onAbort, { once: true });
-    }
-    this.channel.writer.frame(id, MessageType.Request, flags, request);
-    return call;
+    this.#nextId += 2;
+    this.#calls.set(id, stream);
+    stream.watch(timeoutMs, signal);
+    this.#channel.writer.frame(id, MessageType.Request, requestFlags(o.kind), request);
+    return stream;
   }
 
-  private onChannelClose(err: Error | undefined): void {
-    this.socketError = err;
-    this.closeError ??= new TtrpcError(Code.Unavailable, "ttrpc: connection closed", { cause: err });
-    const closeErr = this.closeError;
-    for (const call of [...this.calls.values()]) call.finish(closeErr);
-    this.calls.clear();
-    const cbs = this.closeCallbacks;
-    this.closeCallbacks = [];
+  #onChannelClose(err: Error | undefined): void {
+    this.#socketError = err;
+    this.#closeError ??= new TtrpcError(Code.Unavailable, "ttrpc: connection closed", { cause: err });
+    const closeErr = this.#closeError;
+    for (const stream of [...this.#calls.values()]) stream.finish(closeErr);
+    this.#calls.clear();
+    const cbs = this.#closeCallbacks;
+    this.#closeCallbacks = [];
     for (const cb of cbs) {
       try {
         cb(err);
@@ -509,7 +720,7 @@ export class Client {
         // A failing callback must not keep the others from running.
       }
     }
-    this.resolveClosed();
+    this.#resolveClosed();
   }
 }
 

@@ -5,7 +5,7 @@
 // the I/O callbacks and all their promise continuations); big payloads are not copied but queued
 // by reference and written with the rest in one corked writev.
 
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { HEADER_LENGTH, writeHeader } from "./frame-codec.js";
 
 /** Payloads up to this size are copied into the block; larger ones are written by reference. */
@@ -31,7 +31,7 @@ export class FrameWriter {
   private closed = false;
   private readonly flushBound = () => this.flush();
 
-  constructor(private readonly socket: Socket) {
+  constructor(private readonly socket: Duplex) {
     const wake = () => this.wakeDrainWaiters();
     socket.on("drain", wake);
     socket.once("close", () => {

@@ -5,6 +5,7 @@ export {
   type BidiStreamingCall,
   type CallOptions,
   Client,
+  type ClientOptions,
   type ClientStreamingCall,
   type ClientStub,
   type ConnectOptions,
@@ -33,6 +34,14 @@ export {
   type ResponseInit,
   type Status,
 } from "./messages.js";
+export type {
+  ClientCall,
+  ClientHandler,
+  ClientInterceptor,
+  ServerCall,
+  ServerHandler,
+  ServerInterceptor,
+} from "./interceptor.js";
 export type { IncomingMetadata, Metadata } from "./metadata.js";
 export {
   type BidiStreamingHandler,
