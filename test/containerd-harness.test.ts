@@ -98,16 +98,16 @@ t.test("detached run, kill -s KILL, wait, rm", async (t) => {
   const kill = await cd.ctr(["task", "kill", "-s", "KILL", "c2"]);
   t.equal(kill.exitCode, 0, kill.stderr);
   t.equal(
-    await waitFor("task stopped", async () =>
-      (await taskStatus(cd, "c2")) === "STOPPED" ? true : undefined,
-    ),
+    await waitFor(async () => ((await taskStatus(cd, "c2")) === "STOPPED" ? true : undefined), {
+      what: "task stopped",
+    }),
     true,
   );
   const rm = await cd.ctr(["task", "rm", "c2"]);
   t.equal(rm.exitCode, 0, "task rm");
   t.match(rm.stderr, /exit code 137/, "ctr reports the SIGKILL exit status");
   t.equal((await cd.ctr(["containers", "rm", "c2"])).exitCode, 0);
-  await waitFor("shim gone", () => (shimProcesses(cd).length === 0 ? true : undefined));
+  await waitFor(() => (shimProcesses(cd).length === 0 ? true : undefined), { what: "shim gone" });
 
   t.same(await cd.stop(), []);
   assertNoLeaks(t, cd.scope);
@@ -178,7 +178,9 @@ t.test("containerd SIGKILLed and restarted while a container runs", async (t) =>
   t.not(cd.pid(), pid, "a new containerd");
   t.equal(await taskStatus(cd, "c3"), "RUNNING", "the restarted containerd finds the task again");
   t.equal((await cd.ctr(["task", "kill", "-s", "KILL", "c3"])).exitCode, 0);
-  await waitFor("task stopped", async () => ((await taskStatus(cd, "c3")) === "STOPPED" ? true : undefined));
+  await waitFor(async () => ((await taskStatus(cd, "c3")) === "STOPPED" ? true : undefined), {
+    what: "task stopped",
+  });
   t.equal((await cd.ctr(["task", "rm", "c3"])).exitCode, 0);
   t.equal((await cd.ctr(["containers", "rm", "c3"])).exitCode, 0);
 });

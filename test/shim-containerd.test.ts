@@ -59,12 +59,11 @@ async function taskList(cd: Containerd): Promise<Map<string, { pid: number; stat
 }
 
 async function waitStatus(cd: Containerd, id: string, status: string, timeoutMs = 10000): Promise<void> {
-  await waitFor(
-    `task ${id} ${status}`,
-    async () => ((await taskList(cd)).get(id)?.status === status ? true : undefined),
+  await waitFor(async () => ((await taskList(cd)).get(id)?.status === status ? true : undefined), {
+    what: `task ${id} ${status}`,
     timeoutMs,
-    50,
-  );
+    intervalMs: 50,
+  });
 }
 
 function readPid(file: string): number {
@@ -129,13 +128,11 @@ function leftovers(cd: Containerd, tr: TaskTrace): string[] {
 async function assertTaskGone(t: Test, cd: Containerd, tr: TaskTrace): Promise<void> {
   let left: string[] = [];
   await waitFor(
-    `${tr.id} cleaned up`,
     () => {
       left = leftovers(cd, tr);
       return left.length === 0;
     },
-    5000,
-    50,
+    { what: `${tr.id} cleaned up`, timeoutMs: 5000, intervalMs: 50 },
   ).catch(() => {});
   t.same(left, [], `nothing of ${tr.id} is left (shim, init, runc state, mount, socket, bundle, cgroup)`);
 }
@@ -153,13 +150,11 @@ async function events(cd: Containerd) {
     return m ? [m[1]!, JSON.parse(m[2]!) as TaskEvent] : undefined;
   };
   await waitFor(
-    "ctr events subscribed",
     async () => {
       await cd.ctr(["namespaces", "label", cd.namespace, `probe=${Date.now()}`]);
       return reader.lines.some((l) => l.includes("/namespaces/update"));
     },
-    10000,
-    100,
+    { what: "ctr events subscribed", timeoutMs: 10000, intervalMs: 100 },
   );
   return {
     /** The /tasks/* events of container `id` so far, as [topic, event]. */
@@ -203,7 +198,7 @@ t.test("ctr run --rm: stdout, stderr and exit code; nothing left", async (t) => 
   t.equal(r.stderr, "err", "stderr");
   t.equal(r.exitCode, 3, "ctr exits with the container's exit code");
   t.equal((await cd.ctr(["containers", "ls", "-q"])).stdout, "", "--rm removed the container");
-  await waitFor("shim gone", () => shimProcesses(cd).length === 0, 5000).catch(() => {});
+  await waitFor(() => shimProcesses(cd).length === 0, { what: "shim gone", timeoutMs: 5000 }).catch(() => {});
   t.same(
     shimProcesses(cd).map((p) => p.argv.join(" ")),
     [],
@@ -233,7 +228,7 @@ t.test("ctr run --rm: stdout, stderr and exit code; nothing left", async (t) => 
     ["out", "err", 3],
     "image: stdout on an overlay root, stderr, 3",
   );
-  await waitFor("shim gone", () => shimProcesses(cd).length === 0, 5000).catch(() => {});
+  await waitFor(() => shimProcesses(cd).length === 0, { what: "shim gone", timeoutMs: 5000 }).catch(() => {});
   t.same(
     shimProcesses(cd).map((p) => p.argv.join(" ")),
     [],
@@ -255,11 +250,10 @@ t.test("detached run, SIGKILL: task ls, events in order, exit 137, rm leaves not
   const task = (await taskList(cd)).get("k1");
   t.same(task, { pid: tr.initPid, status: "RUNNING" }, "ctr task ls: RUNNING with the init's pid");
   // `runc start` returns once the init was told to exec; the exec itself may follow a moment later.
-  const seen = await waitFor(
-    "the init's exec",
-    () => (cmdline(tr.initPid) === "/bin/sleep 1000" ? true : undefined),
-    5000,
-  ).catch(() => cmdline(tr.initPid));
+  const seen = await waitFor(() => (cmdline(tr.initPid) === "/bin/sleep 1000" ? true : undefined), {
+    what: "the init's exec",
+    timeoutMs: 5000,
+  }).catch(() => cmdline(tr.initPid));
   t.equal(seen, true, "that pid is the container's process (/bin/sleep 1000)", { cmdline: seen });
   t.ok(alive(tr.shimPid), "the shim serves");
   t.ok(fs.statSync(tr.socket).isSocket(), "the shim's socket exists");
@@ -297,7 +291,10 @@ t.test("SIGTERM to an init that traps it: exit 143", async (t) => {
   ]);
   t.equal(r.exitCode, 0, "ctr run -d term1", { stderr: r.stderr });
   const tr = trace(cd, "term1");
-  await waitFor("trap installed", () => fs.existsSync(path.join(cd.root, "rootfs-term1", "ready")), 5000);
+  await waitFor(() => fs.existsSync(path.join(cd.root, "rootfs-term1", "ready")), {
+    what: "trap installed",
+    timeoutMs: 5000,
+  });
   // `ctr task attach` is ctr 1.6's wait: it exits with the task's exit code (and deletes the task).
   const attach = cd.ctrSpawn(["task", "attach", "term1"]);
   await new Promise((r) => setTimeout(r, 300));
@@ -338,19 +335,18 @@ t.test("containerd SIGKILLed and restarted under 5 running tasks; one exits mean
   // r5 exits while containerd is down: its shim must keep the exit and report it later.
   fs.writeFileSync(path.join(cd.root, "rootfs-r5", "go"), "");
   const r5 = traces.get("r5")!;
-  await waitFor("r5 exited", () => !alive(r5.initPid), 5000);
+  await waitFor(() => !alive(r5.initPid), { what: "r5 exited", timeoutMs: 5000 });
   await new Promise((r) => setTimeout(r, 200)); // the shim's first publish attempts fail meanwhile
 
   const logBefore = fs.statSync(cd.logPath).size;
   await cd.restart();
   // The shim kept r5's /tasks/exit while containerd was away and forwards it now.
   const forwarded = await waitFor(
-    "r5's exit forwarded",
     () => {
       const log = fs.readFileSync(cd.logPath).subarray(logBefore).toString();
       return /msg="event forwarded" ns=\S+ topic=\/tasks\/exit/.test(log) || undefined;
     },
-    5000,
+    { what: "r5's exit forwarded", timeoutMs: 5000 },
   ).catch(() => false);
   t.ok(forwarded, "the restarted containerd receives the /tasks/exit the shim held");
   const after = await taskList(cd);

@@ -70,7 +70,7 @@ t.test("create, start, output, exit code, delete, shutdown", async (t) => {
   );
   t.equal(task_.DeleteResponse.decode(verb.stdout).exitStatus, 3, "delete verb reports the real exit status");
 
-  await waitFor("events", () => env.events.length >= 4);
+  await waitFor(() => env.events.length >= 4, { what: "events" });
   t.same(
     env.events.map((e) => e.topic),
     [Topics.taskCreate, Topics.taskStart, Topics.taskExit, Topics.taskDelete],
@@ -79,7 +79,7 @@ t.test("create, start, output, exit code, delete, shutdown", async (t) => {
   t.ok(env.events.every((e) => e.namespace === env.namespace));
 
   await task.shutdown({ id: "c1" }).catch(() => {});
-  await waitFor("shim exit", () => !alive(shimPid));
+  await waitFor(() => !alive(shimPid), { what: "shim exit" });
   t.notOk(fs.existsSync(address.slice("unix://".length)), "socket removed");
 });
 
@@ -243,10 +243,12 @@ t.test("exec: added, started, output, exit codes, events, delete; 20 at once", a
     { code: Code.FailedPrecondition },
     "exec into a stopped container",
   );
-  await waitFor("events", () =>
-    env.events.some(
-      (e) => e.topic === Topics.taskExit && e.event && events.TaskExit.decode(e.event.value).id === "e1",
-    ),
+  await waitFor(
+    () =>
+      env.events.some(
+        (e) => e.topic === Topics.taskExit && e.event && events.TaskExit.decode(e.event.value).id === "e1",
+      ),
+    { what: "events" },
   );
   const x2 = env.events
     .filter(
@@ -334,8 +336,9 @@ t.test("the ShimCgroup runtime option puts the server into that cgroup", async (
         process.kill(pid, "SIGKILL");
       } catch {}
     }
-    await waitFor("cgroups empty", () =>
-      dirs.every((d) => fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").trim() === ""),
+    await waitFor(
+      () => dirs.every((d) => fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").trim() === ""),
+      { what: "cgroups empty" },
     );
     for (const d of dirs) fs.rmdirSync(d);
   });
@@ -355,5 +358,7 @@ t.test("the ShimCgroup runtime option puts the server into that cgroup", async (
   // The server checks the cgroup as it starts: it logs why and exits instead of serving.
   const failed = await env.start(bad, "cg2", badOptions);
   await t.rejects(failed.task.connect({ id: "cg2" }), { code: Code.Unavailable });
-  await waitFor("the log says why", () => env.logs().includes("shim cgroup /no/such/cgroup does not exist"));
+  await waitFor(() => env.logs().includes("shim cgroup /no/such/cgroup does not exist"), {
+    what: "the log says why",
+  });
 });

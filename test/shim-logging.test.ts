@@ -57,7 +57,7 @@ t.test(
       "echo line-out; echo line-err >&2",
     ]);
     t.equal(r.exitCode, 0, r.stderr);
-    await waitFor("logger finished", () => fs.existsSync(path.join(dir, "finished")));
+    await waitFor(() => fs.existsSync(path.join(dir, "finished")), { what: "logger finished" });
     t.equal(fs.readFileSync(path.join(dir, "stdout"), "utf8"), "line-out\n");
     t.equal(fs.readFileSync(path.join(dir, "stderr"), "utf8"), "line-err\n");
     t.equal(fs.readFileSync(path.join(dir, "ids"), "utf8"), `${cd.namespace}/c2\n`);

@@ -44,7 +44,11 @@ async function status(cd: Containerd, id: string): Promise<string | undefined> {
 }
 
 const waitStatus = (cd: Containerd, id: string, want: string) =>
-  waitFor(`${id} ${want}`, async () => (await status(cd, id)) === want, 10_000, 50);
+  waitFor(async () => (await status(cd, id)) === want, {
+    what: `${id} ${want}`,
+    timeoutMs: 10_000,
+    intervalMs: 50,
+  });
 
 function initPid(cd: Containerd, id: string): number {
   return Number(fs.readFileSync(path.join(cd.bundleDir(id), "init.pid"), "utf8"));
@@ -64,13 +68,11 @@ async function events(cd: Containerd) {
   const reader = new LineReader(cd.ctrSpawn(["events"]).stdout);
   // ctr subscribes asynchronously: wait until it sees something of ours.
   await waitFor(
-    "ctr events subscribed",
     async () => {
       await cd.ctr(["namespaces", "label", cd.namespace, `probe=${Date.now()}`]);
       return reader.lines.some((l) => l.includes("/namespaces/update"));
     },
-    10_000,
-    100,
+    { what: "ctr events subscribed", timeoutMs: 10_000, intervalMs: 100 },
   );
   const parse = (line: string) => {
     const m = /^(\S+ \S+ \S+ \S+) \S+ (\/tasks\/\S+) (\{.*\})$/.exec(line);

@@ -127,7 +127,7 @@ t.test(
     await t.rejects(task.resume({ id: "p1" }), { code: Code.FailedPrecondition }, "resume a stopped task");
     await task.delete({ id: "p1" });
     t.notOk(fs.existsSync(freezer), "cgroup removed by delete");
-    await waitFor("delete event", () => topics(env, "p1").includes(Topics.taskDelete));
+    await waitFor(() => topics(env, "p1").includes(Topics.taskDelete), { what: "delete event" });
     t.same(topics(env, "p1"), [
       Topics.taskCreate,
       Topics.taskStart,
@@ -265,7 +265,7 @@ t.test("OOM of the init under a spec memory limit: /tasks/oom before /tasks/exit
   const { task } = await running(env, "o1", ["/bin/sh", "-c", HOG], withMemoryLimit(16 * MiB));
   const exit = await task.wait({ id: "o1" });
   t.equal(exit.exitStatus, 137, "killed by the OOM killer");
-  await waitFor("exit event", () => topics(env, "o1").includes(Topics.taskExit));
+  await waitFor(() => topics(env, "o1").includes(Topics.taskExit), { what: "exit event" });
   t.same(
     topics(env, "o1"),
     [Topics.taskCreate, Topics.taskStart, Topics.taskOOM, Topics.taskExit],
@@ -296,7 +296,7 @@ t.test("OOM of a child after Update lowered the limit: /tasks/oom while the init
   });
   fs.writeFileSync(path.join(bundle, "rootfs", "go"), "");
   const t0 = Date.now();
-  await waitFor("oom event", () => topics(env, "o2").includes(Topics.taskOOM), 10_000);
+  await waitFor(() => topics(env, "o2").includes(Topics.taskOOM), { what: "oom event", timeoutMs: 10_000 });
   t.comment(`OOM event ${Date.now() - t0} ms after Update`);
   await new Promise((r) => setTimeout(r, 300));
   t.equal(
@@ -308,7 +308,7 @@ t.test("OOM of a child after Update lowered the limit: /tasks/oom while the init
   await task.kill({ id: "o2", signal: 9 });
   await task.wait({ id: "o2" });
   await task.delete({ id: "o2" });
-  await waitFor("delete event", () => topics(env, "o2").includes(Topics.taskDelete));
+  await waitFor(() => topics(env, "o2").includes(Topics.taskDelete), { what: "delete event" });
   t.same(
     topics(env, "o2").filter((x) => x === Topics.taskOOM).length,
     1,

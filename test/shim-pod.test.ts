@@ -69,10 +69,13 @@ t.test("ten containers of one pod share one shim, which exits after the last del
     const killed = await cd.ctr(["task", "kill", "-s", "KILL", id]);
     t.equal(killed.exitCode, 0, `kill ${id}: ${killed.stderr}`);
     // ctr 1.6 has no `task wait`: poll the listing for the status.
-    const stopped = await waitFor(`${id} stopped`, async () => {
-      const line = (await cd.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(`${id} `));
-      return line?.includes("STOPPED") ? line : undefined;
-    });
+    const stopped = await waitFor(
+      async () => {
+        const line = (await cd.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(`${id} `));
+        return line?.includes("STOPPED") ? line : undefined;
+      },
+      { what: `${id} stopped` },
+    );
     t.match(stopped, /STOPPED/, `${id} stopped`);
     const rm = await cd.ctr(["task", "rm", id]);
     t.equal(rm.exitCode, 0, `task rm ${id}: ${rm.stderr}`);
@@ -82,7 +85,10 @@ t.test("ten containers of one pod share one shim, which exits after the last del
     if (id !== ids[ids.length - 1])
       t.equal(ourShimPids(cd.grpcAddress).length, 1, `shim alive after deleting ${id}`);
   }
-  await waitFor("the pod's shim to exit", () => ourShimPids(cd.grpcAddress).length === 0, 10_000);
+  await waitFor(() => ourShimPids(cd.grpcAddress).length === 0, {
+    what: "the pod's shim to exit",
+    timeoutMs: 10_000,
+  });
   await cd.stop();
   assertNoLeaks(t, cd.scope);
 });

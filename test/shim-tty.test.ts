@@ -26,11 +26,11 @@ function ctrInPty(cd: Containerd, args: string[], size: { cols: number; rows: nu
     text: () => transcript,
     /** Waits for the shell's prompt, then lets its line editor settle before we type. */
     ready: async (what: string) => {
-      await waitFor(what, () => /\/ # /.test(transcript), 15_000);
+      await waitFor(() => /\/ # /.test(transcript), { what, timeoutMs: 15_000 });
       await new Promise((r) => setTimeout(r, 300));
     },
     expect: (re: RegExp, what: string) =>
-      waitFor(what, () => re.test(transcript), 15_000).catch((err: Error) => {
+      waitFor(() => re.test(transcript), { what, timeoutMs: 15_000 }).catch((err: Error) => {
         throw new Error(`${err.message}; the terminal showed ${JSON.stringify(transcript.slice(-300))}`);
       }),
   };
@@ -104,7 +104,9 @@ t.test("ctr task exec, with and without -t, into a detached container", async (t
   const ps = await cd.ctr(["task", "ps", "ex1"]);
   t.equal(ps.exitCode, 0, ps.stderr);
   t.equal((await cd.ctr(["task", "kill", "-s", "KILL", "ex1"])).exitCode, 0);
-  await waitFor("ex1 stopped", async () => /ex1\s+\d+\s+STOPPED/.test((await cd.ctr(["task", "ls"])).stdout));
+  await waitFor(async () => /ex1\s+\d+\s+STOPPED/.test((await cd.ctr(["task", "ls"])).stdout), {
+    what: "ex1 stopped",
+  });
   const execIntoStopped = await cd.ctr(["task", "exec", "--exec-id", "late", "ex1", "/bin/true"]);
   t.not(execIntoStopped.exitCode, 0, "exec into a stopped container fails");
   t.match(execIntoStopped.stderr, /precondition|stopped|running/i);

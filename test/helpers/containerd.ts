@@ -6,18 +6,17 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa, type ResultPromise } from "execa";
-import {
-  findScopeProcesses,
-  goShimSocketPath,
-  type LeakScope,
-  onEmergencyExit,
-  sweepSync,
-  type TestLike,
-} from "./cleanup.js";
+import { onEmergencyExit } from "./cleanup/exit-hooks.js";
+import { findScopeProcesses } from "./cleanup/procfs.js";
+import type { LeakScope } from "./cleanup/scope.js";
+import { goShimSocketPath } from "./cleanup/sockets.js";
+import { sweepSync } from "./cleanup/sweep.js";
+import type { TestLike } from "./cleanup/tap-cleanup.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
 import { createTempRoot, type TempRootOptions } from "./temp-root.js";
+import { waitFor } from "./wait.js";
 
-export type { TestLike } from "./cleanup.js";
+export type { TestLike } from "./cleanup/tap-cleanup.js";
 
 export interface StartContainerdOptions extends TempRootOptions {
   /** Directories put first on containerd's PATH (and so its shims'): where `containerd-shim-<name>-v2` is found. */
@@ -286,24 +285,23 @@ class Harness implements Containerd {
     } finally {
       fs.closeSync(log);
     }
-    const deadline = Date.now() + this.readyTimeoutMs;
-    for (;;) {
-      if (!this.running()) {
-        throw new Error(
-          `containerd exited during startup (code ${this.proc?.exitCode}):\n${this.logTail(40)}`,
-        );
-      }
-      if (fs.existsSync(this.grpcAddress) && fs.existsSync(this.ttrpcAddress)) {
+    const outcome = await waitFor(
+      async () => {
+        if (!this.running()) return "exited";
+        if (!fs.existsSync(this.grpcAddress) || !fs.existsSync(this.ttrpcAddress)) return undefined;
         const r = await execa("ctr", ["--address", this.grpcAddress, "version"], {
           reject: false,
           timeout: 2000,
         });
-        if (r.exitCode === 0) return;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`containerd did not answer within ${this.readyTimeoutMs} ms:\n${this.logTail(40)}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
+        return r.exitCode === 0 ? "ready" : undefined;
+      },
+      { what: "containerd to answer", timeoutMs: this.readyTimeoutMs, intervalMs: 50 },
+    ).catch(() => "timeout" as const);
+    if (outcome === "exited") {
+      throw new Error(`containerd exited during startup (code ${this.proc?.exitCode}):\n${this.logTail(40)}`);
+    }
+    if (outcome === "timeout") {
+      throw new Error(`containerd did not answer within ${this.readyTimeoutMs} ms:\n${this.logTail(40)}`);
     }
   }
 

@@ -1,6 +1,7 @@
 // What a fuzz campaign checks about a process afterwards: alive, resident memory, open file
 // descriptors and zombie children, read from /proc.
 import * as fs from "node:fs";
+import { waitFor } from "../../helpers/wait.js";
 
 export interface ProcSnapshot {
   pid: number;
@@ -84,11 +85,16 @@ export async function settle(
   cond: (s: ProcSnapshot) => boolean,
   timeoutMs = 5000,
 ): Promise<{ ok: boolean; snap: ProcSnapshot }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const snap = snapshot(pid);
-    if (cond(snap)) return { ok: true, snap };
-    if (Date.now() > deadline) return { ok: false, snap };
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  let snap = snapshot(pid);
+  const ok = await waitFor(
+    () => {
+      snap = snapshot(pid);
+      return cond(snap);
+    },
+    { what: `process ${pid} to settle`, timeoutMs, intervalMs: 25 },
+  ).then(
+    () => true,
+    () => false,
+  );
+  return { ok, snap };
 }

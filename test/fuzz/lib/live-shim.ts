@@ -105,20 +105,27 @@ export async function liveShim(t: TapTest, opts: LiveShimOptions = {}): Promise<
 
   // The baseline once the shim has settled: its events delivered (the publisher's connection
   // open) and the fd count steady.
-  if (sentinelWait) await waitFor("sentinel events", () => env.events.length >= 2, 10000);
-  else {
+  if (sentinelWait) {
+    await waitFor(() => env.events.length >= 2, { what: "sentinel events", timeoutMs: 10000 });
+  } else {
     // Without a sentinel, one Create and Delete opens the events connection before the baseline.
     await main.task.create({ id, bundle });
     await main.task.delete({ id });
-    await waitFor("warm-up events", () => env.events.length >= 2, 10000);
+    await waitFor(() => env.events.length >= 2, { what: "warm-up events", timeoutMs: 10000 });
   }
+  // Steady: the same count twice in a row, 200 ms at the earliest; 2 s at the most.
   let prev = snapshot(pid).fds;
-  for (let i = 0; i < 40; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const now = snapshot(pid).fds;
-    if (now === prev && i >= 3) break;
-    prev = now;
-  }
+  let polls = 0;
+  await waitFor(
+    () => {
+      const now = snapshot(pid).fds;
+      const steady = now === prev && polls >= 4;
+      prev = now;
+      polls++;
+      return steady;
+    },
+    { what: "the shim's fd count to hold still", timeoutMs: 2000, intervalMs: 50 },
+  ).catch(() => {});
 
   const shim: LiveShim = {
     env,

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runcoptions, TaskService } from "@tsrunc/protocol";
 import { Code, decodeResponse, encodeRequest, Server, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
+import { waitFor } from "../../helpers/wait.js";
 import { ServerEnd } from "./duplex.js";
 import { statusProblems, taskMethods } from "./shim-profile.js";
 import { RefParser, rawFrame, T_REQUEST } from "./wire.js";
@@ -98,21 +99,22 @@ export function taskRunner(task: InprocTask): { run(input: Uint8Array): Promise<
     callId += 2;
     const id = callId;
     e.feed(rawFrame(id, T_REQUEST, 0, encodeRequest({ service: TaskService.name, method, payload })));
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const frames = new RefParser().push(Buffer.concat(e.written.slice(before)));
-      const f = frames.find((x) => x.kind === "frame" && x.id === id);
-      if (f && f.kind === "frame") {
-        const st = decodeResponse(f.data).status;
-        return statusProblems(method, st.code, st.message);
-      }
-      if (e.destroyed) {
-        conn = undefined;
-        return ["the connection was closed"];
-      }
-      if (Date.now() > deadline) return [`${method}: no answer in 5 s`];
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    return waitFor(
+      () => {
+        const frames = new RefParser().push(Buffer.concat(e.written.slice(before)));
+        const f = frames.find((x) => x.kind === "frame" && x.id === id);
+        if (f && f.kind === "frame") {
+          const st = decodeResponse(f.data).status;
+          return statusProblems(method, st.code, st.message);
+        }
+        if (e.destroyed) {
+          conn = undefined;
+          return ["the connection was closed"];
+        }
+        return undefined;
+      },
+      { what: `the answer to ${method}`, timeoutMs: 5000, intervalMs: 1 },
+    ).catch(() => [`${method}: no answer in 5 s`]);
   };
   return {
     run: (input) => call(names[(input[0] ?? 0) % names.length]!, input.subarray(1)),
