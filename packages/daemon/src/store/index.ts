@@ -1,0 +1,22 @@
+// The daemon's durable metadata store (SQLite): see README.md.
+export {
+  containerFields,
+  type FieldGetter,
+  type Filter,
+  mapField,
+  parseFilter,
+  parseFilters,
+} from "./filters.js";
+export { MetadataStore, maxLabelSize, type OpenOptions } from "./metadata-store.js";
+export { type Migration, migrate, migrations, schemaVersion, userVersion } from "./migrations.js";
+export {
+  type AnyValue,
+  type ContainerPatch,
+  type ContainerRecord,
+  type NewContainer,
+  type NewTask,
+  type TaskPatch,
+  type TaskPhase,
+  type TaskRecord,
+  taskPhases,
+} from "./records.js";
