@@ -1,0 +1,66 @@
+// tsruncd's command line. Mistakes are one line on stderr (exit 2), never a stack trace.
+import { isAbsolute, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { defaultDaemonAddress, defaultDaemonRoot, defaultDaemonState } from "@tsrunc/shim-contract/roots";
+
+export interface DaemonConfig {
+  root: string;
+  state: string;
+  address: string;
+  logLevel: string;
+  /** A group (name or gid) whose members may use the socket besides root. */
+  group: string | undefined;
+  debugShims: boolean;
+}
+
+export class UsageError extends Error {}
+
+const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+export const usage = `usage: tsruncd [--root DIR] [--state DIR] [--address PATH] [--log-level LEVEL] [--group GROUP]
+  --root       durable state: database (default ${defaultDaemonRoot})
+  --state      volatile state: bundles, sockets (default ${defaultDaemonState})
+  --address    the API socket (default <state>/tsruncd.sock, ${defaultDaemonAddress} by default)
+  --log-level  ${levels.join("|")} (default info)
+  --group      a group whose members may use the socket besides root`;
+
+export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (v.version) return "version";
+  if (parsed.positionals.length)
+    throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  const logLevel = v["log-level"] ?? "info";
+  if (!levels.includes(logLevel)) throw new UsageError(`invalid --log-level ${JSON.stringify(logLevel)}`);
+  const abs = (name: string, p: string) => {
+    if (!isAbsolute(p)) throw new UsageError(`--${name} must be an absolute path: ${p}`);
+    return resolve(p);
+  };
+  const root = abs("root", v.root ?? defaultDaemonRoot);
+  const state = abs("state", v.state ?? defaultDaemonState);
+  const address = abs("address", v.address ?? (v.state ? `${state}/tsruncd.sock` : defaultDaemonAddress));
+  return { root, state, address, logLevel, group: v.group, debugShims: v["debug-shims"] ?? false };
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      root: { type: "string" },
+      state: { type: "string" },
+      address: { type: "string" },
+      "log-level": { type: "string" },
+      group: { type: "string" },
+      "debug-shims": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+}

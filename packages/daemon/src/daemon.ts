@@ -1,0 +1,103 @@
+// Wires tsruncd together: lock → store → boot reconcile → serve. Also what tests use to run a
+// daemon in-process when they do not need a separate process.
+import { chmod, chown, mkdir } from "node:fs/promises";
+import type { Server as NetServer } from "node:net";
+import { join } from "node:path";
+import type { Server } from "@tsrunc/ttrpc";
+import { listenUnix } from "@tsrunc/ttrpc/unix";
+import type { Logger } from "pino";
+import type { DaemonConfig } from "./config.js";
+import { EventExchange } from "./events/exchange.js";
+import { resolveGroup } from "./group.js";
+import { lockRoot, type RootLock } from "./lock.js";
+import { type BootReport, boot } from "./runtime/boot.js";
+import { TaskManager } from "./runtime/task-manager.js";
+import { daemonServer } from "./server.js";
+import { ContainersApi } from "./services/containers.js";
+import { EventsApi } from "./services/events.js";
+import { TasksApi } from "./services/tasks.js";
+import { MetadataStore } from "./store/index.js";
+
+export interface RunningDaemon {
+  config: DaemonConfig;
+  manager: TaskManager;
+  store: MetadataStore;
+  bootReport: BootReport;
+  /** Stops serving and closes shim connections; every container keeps running. */
+  stop(): Promise<void>;
+}
+
+/** The environment shims start with: ours without NODE_*, with their sockets and runc state under <state>. */
+function shimEnvFor(config: DaemonConfig): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("NODE_") && v !== undefined) env[k] = v;
+  env.PATH = env.PATH || "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  env.TSRUNC_SOCKET_DIR = join(config.state, ".s");
+  env.TSRUNC_RUNC_ROOT = join(config.state, ".runc");
+  return env;
+}
+
+export async function startDaemon(config: DaemonConfig, log: Logger): Promise<RunningDaemon> {
+  await mkdir(config.root, { recursive: true, mode: 0o700 });
+  await mkdir(config.state, { recursive: true, mode: 0o711 });
+  const gid = config.group === undefined ? undefined : await resolveGroup(config.group);
+  const lock: RootLock = lockRoot(config.root);
+  let store: MetadataStore | undefined;
+  let listener: NetServer | undefined;
+  try {
+    store = MetadataStore.open(join(config.root, "meta.db"));
+    const exchange = new EventExchange();
+    const manager = new TaskManager({
+      state: config.state,
+      address: config.address,
+      store,
+      exchange,
+      log,
+      shimEnv: shimEnvFor(config),
+      debugShims: config.debugShims,
+    });
+    const bootReport = await boot(manager);
+    const server: Server = daemonServer(
+      {
+        containers: new ContainersApi(store, exchange),
+        tasks: new TasksApi(store, manager),
+        events: new EventsApi(exchange),
+      },
+      log,
+    );
+    listener = await listenUnix(config.address);
+    if (gid !== undefined) {
+      // Members of the group may connect: the socket is the access control (0660, root:group).
+      await chown(config.address, 0, gid);
+      await chmod(config.address, 0o660);
+    }
+    server.serve(listener);
+    log.info(
+      { address: config.address, root: config.root, state: config.state, ...bootReport },
+      "tsruncd serving",
+    );
+    const openStore = store;
+    let stopping: Promise<void> | undefined;
+    return {
+      config,
+      manager,
+      store,
+      bootReport,
+      stop: () => {
+        stopping ??= (async () => {
+          await server.shutdown({ timeoutMs: 2_000 }).catch(() => {});
+          await manager.close();
+          openStore.close();
+          lock.release();
+          log.info("tsruncd stopped; containers keep running");
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    listener?.close();
+    store?.close();
+    lock.release();
+    throw err;
+  }
+}

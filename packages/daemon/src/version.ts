@@ -1,0 +1,1 @@
+export const daemonVersion = "0.1.0";

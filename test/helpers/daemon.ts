@@ -1,0 +1,153 @@
+// Runs our daemon for a test: a real `tsruncd` process on the test's temp root (database,
+// bundles, shim sockets and runc state all inside it), our shim found on its PATH, and a tsctl
+// runner. SIGKILL and restart are what the restart tests are about, so both are one call. The
+// harness's sweep kills whatever a failing test leaves (every process whose command line names
+// the temp root: the daemon, its shims), unmounts and removes the root.
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execa, type ResultPromise } from "execa";
+import type { TestLike } from "./cleanup.js";
+import { REPO } from "./our-shim.js";
+import { makeBusyboxRootfs } from "./rootfs.js";
+import { SHIM_BIN } from "./shim.js";
+import { type TempRoot, tempRoot } from "./temp-root.js";
+import { waitFor } from "./wait.js";
+
+export const TSRUNCD = path.join(REPO, "packages/daemon/dist/tsruncd.js");
+export const TSCTL = path.join(REPO, "packages/client/dist/tsctl/main.js");
+
+export interface DaemonEnv {
+  root: TempRoot;
+  /** A namespace of the test's own (also the parent cgroup of its containers). */
+  namespace: string;
+  address: string;
+  /** The environment tsruncd and tsctl run with (a PATH that finds our shim first). */
+  env: Record<string, string>;
+  /** Starts tsruncd (again) and waits until it serves. */
+  start(extraArgs?: string[]): Promise<void>;
+  /** SIGKILLs tsruncd (shims and containers must survive). */
+  kill(): Promise<void>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+  pid(): number | undefined;
+  /** What tsruncd wrote on stderr so far. */
+  log(): string;
+  /** Runs tsctl with `--address` and `-n` set; never rejects. */
+  tsctl(
+    args: string[],
+    opts?: { input?: string; timeoutMs?: number; env?: Record<string, string> },
+  ): Promise<{
+    exitCode: number;
+    stdout: string;
+    stderr: string;
+  }>;
+  /** A fresh busybox rootfs directory for `--rootfs`. */
+  rootfs(name: string): string;
+}
+
+export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
+  const root = tempRoot(t);
+  const namespace = `t${randomBytes(5).toString("hex")}`;
+  root.scope.namespaces.push(namespace);
+  const state = path.join(root.path, "state");
+  const address = path.join(state, "tsruncd.sock");
+  const bin = path.join(root.path, "bin");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.symlinkSync(SHIM_BIN, path.join(bin, "containerd-shim-tsrunc-v2"));
+  const env: Record<string, string> = {
+    PATH: `${bin}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+    HOME: process.env.HOME ?? "/root",
+    TSRUNC_FIFO_DIR: path.join(root.path, "fifo"),
+  };
+  let proc: ResultPromise | undefined;
+  let logText = "";
+  const template = makeBusyboxRootfs(path.join(root.path, "rootfs-template"));
+
+  const waitGone = async (p: ResultPromise) => {
+    await p.catch(() => {});
+  };
+  t.teardown(async () => {
+    if (!t.passing() && logText)
+      process.stderr.write(`--- tsruncd log ---\n${logText.slice(-20000)}--- end ---\n`);
+    if (proc?.pid && proc.exitCode === null) {
+      proc.kill("SIGTERM");
+      await waitGone(proc);
+    }
+  });
+
+  const env_ = {
+    root,
+    namespace,
+    address,
+    env,
+    async start(extraArgs: string[] = []) {
+      const p = execa(
+        process.execPath,
+        [
+          TSRUNCD,
+          "--root",
+          path.join(root.path, "root"),
+          "--state",
+          state,
+          "--address",
+          address,
+          "--log-level",
+          "debug",
+          ...extraArgs,
+        ],
+        {
+          env,
+          extendEnv: false,
+          reject: false,
+          stdin: "ignore",
+          stdout: "ignore",
+          stderr: "pipe",
+          cleanup: false,
+        },
+      );
+      proc = p;
+      p.stderr?.setEncoding("utf8");
+      p.stderr?.on("data", (d: string) => {
+        logText += d;
+      });
+      const outcome = await waitFor(
+        () => (p.exitCode !== null ? "exited" : logText.includes('"msg":"tsruncd serving"') && "serving"),
+        { what: "tsruncd to serve", timeoutMs: 30_000 },
+      );
+      if (outcome === "exited") throw new Error(`tsruncd exited ${p.exitCode}: ${logText.slice(-2000)}`);
+    },
+    async kill() {
+      if (!proc) return;
+      proc.kill("SIGKILL");
+      await waitGone(proc);
+    },
+    async stop() {
+      if (!proc) return;
+      proc.kill("SIGTERM");
+      await waitGone(proc);
+    },
+    pid: () => proc?.pid,
+    log: () => logText,
+    async tsctl(
+      args: string[],
+      opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+    ) {
+      const r = await execa(process.execPath, [TSCTL, "--address", address, "-n", namespace, ...args], {
+        env: { ...env, ...opts.env },
+        extendEnv: false,
+        reject: false,
+        timeout: opts.timeoutMs ?? 60_000,
+        ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
+      });
+      return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    },
+    rootfs(name: string) {
+      const dir = path.join(root.path, "rootfs", name);
+      fs.mkdirSync(path.dirname(dir), { recursive: true });
+      fs.cpSync(template, dir, { recursive: true, verbatimSymlinks: true });
+      return dir;
+    },
+  };
+  return env_;
+}
