@@ -32,6 +32,8 @@ t.test("exports the public API", async (t) => {
     "decodeResponse",
     "DEFAULT_MAX_STREAMS_PER_CONNECTION",
     "MAX_SOCKET_PATH_BYTES",
+    "memoryPair",
+    "serveInMemory",
   ];
   for (const n of names) t.ok(n in ttrpc, n);
 });

@@ -22,6 +22,15 @@ export {
   MessageType,
   writeHeader,
 } from "./frame-codec.js";
+export type {
+  ClientCall,
+  ClientHandler,
+  ClientInterceptor,
+  ServerCall,
+  ServerHandler,
+  ServerInterceptor,
+} from "./interceptor.js";
+export { type InMemoryOptions, memoryPair, serveInMemory } from "./memory-transport.js";
 export {
   decodeRequest,
   decodeResponse,
@@ -34,14 +43,6 @@ export {
   type ResponseInit,
   type Status,
 } from "./messages.js";
-export type {
-  ClientCall,
-  ClientHandler,
-  ClientInterceptor,
-  ServerCall,
-  ServerHandler,
-  ServerInterceptor,
-} from "./interceptor.js";
 export type { IncomingMetadata, Metadata } from "./metadata.js";
 export {
   type BidiStreamingHandler,
