@@ -29,12 +29,11 @@ import {
   unpackAnyAs,
 } from "@tsrunc/protocol";
 import { type CallOptions, Client, type ClientStub, Code, TtrpcError } from "@tsrunc/ttrpc";
+import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from "./defaults.js";
 import { checkIdentifier } from "./identifiers.js";
 import { parseSignal } from "./signals.js";
 
-/** Where tsruncd listens unless told otherwise. */
-export const DEFAULT_ADDRESS = "/run/tsrunc/tsruncd.sock";
-export const DEFAULT_NAMESPACE = "default";
+export { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from "./defaults.js";
 /** The request metadata key containerd reads the namespace from. */
 export const NAMESPACE_METADATA_KEY = "containerd-namespace";
 /** containerd's version service; tsruncd may offer it (Unimplemented otherwise). */

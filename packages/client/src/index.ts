@@ -31,6 +31,7 @@ export {
   tasktypes,
   type UpdateInit,
 } from "./client.js";
+export { DEFAULT_RUNTIME } from "./defaults.js";
 export { decodeEvent, type EnvelopeJson, envelopeJson } from "./events.js";
 export { checkIdentifier, isIdentifier } from "./identifiers.js";
 export {
@@ -44,6 +45,7 @@ export {
   ownedFifoDir,
   removeFifoSet,
   type StdioPaths,
+  sweepFifoDirs,
 } from "./io.js";
 export { timestampJson, toPlain } from "./json.js";
 export { parseSignal, signalName } from "./signals.js";

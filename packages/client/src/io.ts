@@ -16,14 +16,15 @@
 
 import { execFile } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { Socket } from "node:net";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { promisify } from "node:util";
+import { DEFAULT_FIFO_ROOT } from "./defaults.js";
 import { checkIdentifier } from "./identifiers.js";
 
-export const DEFAULT_FIFO_ROOT = "/run/tsrunc/fifo";
+export { DEFAULT_FIFO_ROOT };
 
 const execFileP = promisify(execFile);
 
@@ -102,6 +103,34 @@ export function ownedFifoDir(
   const prefix = `${o.containerId}-`;
   if (!name.startsWith(prefix) || !/^[A-Za-z0-9]{6}$/.test(name.slice(prefix.length))) return undefined;
   return dir;
+}
+
+/**
+ * Removes every fifo directory createFifoSet made for a container (its init's and its execs'),
+ * for after its task is deleted. Returns the directories removed.
+ */
+export async function sweepFifoDirs(o: {
+  root?: string;
+  namespace: string;
+  containerId: string;
+}): Promise<string[]> {
+  checkIdentifier(o.namespace, "namespace");
+  checkIdentifier(o.containerId, "container id");
+  const nsDir = join(resolve(o.root ?? DEFAULT_FIFO_ROOT), o.namespace);
+  let names: string[];
+  try {
+    names = await readdir(nsDir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const dir = ownedFifoDir(join(nsDir, name, "x"), o);
+    if (dir === undefined) continue;
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
 
 export interface AttachStreams {

@@ -1,0 +1,24 @@
+// What tsctl prints: aligned tables (like ctr's tabwriter output) and JSON.
+
+/** Columns separated by at least two spaces; the last column is not padded. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? "").length)));
+  return all
+    .map((r) =>
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd((widths[c] ?? 0) + 2)))
+        .join("")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+  process.stdout.write(`${formatTable(header, rows)}\n`);
+}
+
+/** One JSON document on stdout (indented when `pretty`). */
+export function printJson(value: unknown, pretty = false): void {
+  process.stdout.write(`${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
+}

@@ -1,0 +1,253 @@
+// tsctl run [OPTIONS] (IMAGE | --rootfs DIR) ID [COMMAND [ARG...]]
+//
+// ctr's flow: Containers.Create (spec, runtime, labels) → stdio → Tasks.Create → Tasks.Wait
+// (asked before Start) → Tasks.Start → signals forwarded → exit → Tasks.Delete (always, when
+// not detached, as ctr) → Containers.Delete with --rm. The exit code is the container's exit
+// status (128+N for a death by signal N, as the shim reports it).
+//
+// -d: returns right after Start and prints nothing. Without --null-io/--log-uri the fifos are
+// made as usual and left in place, with no reader, for `tsctl tasks attach` (as ctr leaves
+// them for `ctr task attach`); output beyond the fifo's buffer (64 KiB) then waits for a
+// reader, so give long-running chatty containers --null-io or --log-uri. `tsctl tasks rm`
+// removes the fifos. --rm with -d is refused (ctr silently ignores it).
+
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { type Any, packAny, runcoptions } from "@tsrunc/protocol";
+import { Code, isCode, TtrpcError } from "@tsrunc/ttrpc";
+import type { TsruncClient } from "../client.js";
+import { DEFAULT_RUNTIME } from "../defaults.js";
+import { checkIdentifier } from "../identifiers.js";
+import { removeFifoSet } from "../io.js";
+import { buildSpec } from "../spec.js";
+import { checkEnv, parseKeyValues, parseMountFlag } from "../spec-options.js";
+import { bool, list, type OptionSpec, type Parsed, parseArgs, str, UsageError } from "./args.js";
+import { withClient } from "./connect.js";
+import { GLOBAL_OPTIONS, type Globals, withGlobals } from "./globals.js";
+import {
+  exitCodeFor,
+  type RawTerminal,
+  relayWindowSize,
+  SignalRelay,
+  type StdioMode,
+  type StdioSetup,
+  setupStdio,
+  stdioMode,
+  waitThenStart,
+} from "./session.js";
+
+export const RUN_OPTIONS: readonly OptionSpec[] = [
+  ...GLOBAL_OPTIONS,
+  { name: "rootfs", type: "string" },
+  { name: "rm", type: "boolean" },
+  { name: "detach", short: "d", type: "boolean" },
+  { name: "tty", short: "t", type: "boolean" },
+  { name: "interactive", short: "i", type: "boolean" },
+  { name: "env", short: "e", type: "string", multiple: true },
+  { name: "cwd", type: "string" },
+  { name: "user", short: "u", type: "string" },
+  { name: "label", type: "string", multiple: true },
+  { name: "mount", type: "string", multiple: true },
+  { name: "null-io", type: "boolean" },
+  { name: "log-uri", type: "string" },
+  { name: "privileged", type: "boolean" },
+  { name: "runtime", type: "string" },
+  { name: "runc-binary", type: "string" },
+  { name: "hostname", type: "string" },
+  { name: "read-only", type: "boolean" },
+];
+
+export interface RunRequest {
+  id: string;
+  rootfs: string;
+  args: string[];
+  rm: boolean;
+  detach: boolean;
+  tty: boolean;
+  stdin: boolean;
+  env: string[];
+  cwd: string | undefined;
+  user: string | undefined;
+  labels: Record<string, string>;
+  mounts: ReturnType<typeof parseMountFlag>[];
+  nullIO: boolean;
+  logUri: string | undefined;
+  privileged: boolean;
+  runtime: string;
+  runcBinary: string | undefined;
+  hostname: string | undefined;
+  readOnly: boolean;
+}
+
+/** Parses run's argv: options stop at ID (with --rootfs) or at IMAGE ID (without). */
+export function parseRun(argv: readonly string[]): { request: RunRequest; parsed: Parsed } {
+  const parsed = parseArgs(argv, RUN_OPTIONS, {
+    stopAfter: (v) => (typeof v.rootfs === "string" ? 1 : 2),
+  });
+  const rootfs = str(parsed, "rootfs");
+  if (rootfs === undefined) {
+    if (parsed.positionals.length < 2) throw new UsageError("run needs --rootfs DIR (or an IMAGE) and an ID");
+    // Not a usage mistake but a missing feature: exit 1, like any other refusal.
+    throw new TtrpcError(Code.Unimplemented, "images are not supported yet: use --rootfs DIR");
+  }
+  const [id, ...args] = parsed.positionals;
+  if (id === undefined) throw new UsageError("run needs a container ID");
+  if (rootfs === "") throw new UsageError("--rootfs needs a directory");
+  if (args.length === 0) throw new UsageError("run --rootfs needs a command after the ID");
+  const rm = bool(parsed, "rm");
+  const detach = bool(parsed, "detach");
+  if (rm && detach)
+    throw new UsageError("--rm cannot be used with -d (remove it with tsctl tasks rm and containers rm)");
+  const request: RunRequest = {
+    id,
+    rootfs,
+    args,
+    rm,
+    detach,
+    tty: bool(parsed, "tty"),
+    stdin: bool(parsed, "interactive"),
+    env: checkEnv(list(parsed, "env")),
+    cwd: str(parsed, "cwd"),
+    user: str(parsed, "user"),
+    labels: parseKeyValues(list(parsed, "label")),
+    mounts: list(parsed, "mount").map((m) => parseMountFlag(m)),
+    nullIO: bool(parsed, "null-io"),
+    logUri: str(parsed, "log-uri"),
+    privileged: bool(parsed, "privileged"),
+    runtime: str(parsed, "runtime") ?? DEFAULT_RUNTIME,
+    runcBinary: str(parsed, "runc-binary"),
+    hostname: str(parsed, "hostname"),
+    readOnly: bool(parsed, "read-only"),
+  };
+  return { request, parsed };
+}
+
+function checkRootfs(dir: string): string {
+  const abs = resolve(dir);
+  let isDir = false;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch {
+    throw new TtrpcError(Code.InvalidArgument, `--rootfs ${dir}: no such directory`);
+  }
+  if (!isDir) throw new TtrpcError(Code.InvalidArgument, `--rootfs ${dir}: not a directory`);
+  return abs;
+}
+
+export async function main(argv: string[], base: Globals): Promise<number> {
+  const { request: r, parsed } = parseRun(argv);
+  const g = withGlobals(base, parsed);
+  checkIdentifier(r.id, "container id");
+  const mode = stdioMode({ nullIO: r.nullIO, logUri: r.logUri, tty: r.tty, stdin: r.stdin });
+  const rootfs = checkRootfs(r.rootfs);
+  const spec = buildSpec({
+    namespace: g.namespace,
+    id: r.id,
+    args: r.args,
+    env: r.env,
+    ...(r.cwd !== undefined ? { cwd: r.cwd } : {}),
+    ...(r.user !== undefined ? { user: r.user } : {}),
+    tty: r.tty,
+    ...(r.hostname !== undefined ? { hostname: r.hostname } : {}),
+    readOnly: r.readOnly,
+    privileged: r.privileged,
+    mounts: r.mounts,
+    rootfs,
+    annotations: r.labels,
+  });
+  const runtimeOptions: Any | undefined =
+    r.runcBinary === undefined ? undefined : packAny(runcoptions.Options, { binaryName: r.runcBinary });
+
+  return withClient(g, (client) => runContainer(client, g, r, mode, spec, runtimeOptions));
+}
+
+async function runContainer(
+  client: TsruncClient,
+  g: Globals,
+  r: RunRequest,
+  mode: StdioMode,
+  spec: ReturnType<typeof buildSpec>,
+  runtimeOptions: Any | undefined,
+): Promise<number> {
+  const ref = { containerId: r.id };
+  // Before anything exists: a signal now is held, not fatal (see SignalRelay).
+  let terminal: RawTerminal | undefined;
+  const relay = new SignalRelay(!r.tty, undefined);
+  let stdio: StdioSetup | undefined;
+  let containerCreated = false;
+  let taskCreated = false;
+  let started = false;
+  try {
+    await client.containers.create({
+      id: r.id,
+      spec,
+      runtime:
+        runtimeOptions === undefined ? { name: r.runtime } : { name: r.runtime, options: runtimeOptions },
+      labels: r.labels,
+    });
+    containerCreated = true;
+    stdio = await setupStdio({ client, g, ref, mode, tty: r.tty, stdin: r.stdin, detach: r.detach });
+    terminal = stdio.terminal;
+    await client.tasks.create({
+      containerId: r.id,
+      stdin: stdio.paths.stdin,
+      stdout: stdio.paths.stdout,
+      stderr: stdio.paths.stderr,
+      terminal: r.tty,
+      rootfs: [],
+      ...(runtimeOptions !== undefined ? { options: runtimeOptions } : {}),
+    });
+    taskCreated = true;
+    const proc = await waitThenStart(client, ref);
+    started = true;
+    stdio.io?.started();
+    if (r.detach) {
+      relay.stop();
+      return 0;
+    }
+    const stopResize = r.tty ? relayWindowSize(client, ref) : () => {};
+    relay.forwardTo((sig) => void client.tasks.kill({ ...ref, signal: sig }).catch(() => {}));
+    let status: number;
+    try {
+      status = (await proc.exit).exitStatus;
+    } finally {
+      stopResize();
+      relay.stop();
+    }
+    await stdio.io?.drain(2000);
+    terminal?.restore();
+    await client.tasks.delete(ref);
+    taskCreated = false;
+    if (r.rm) await client.containers.delete(r.id);
+    await removeFifoSet(stdio.fifos);
+    return exitCodeFor(status);
+  } catch (err) {
+    terminal?.restore();
+    relay.stop();
+    stdio?.io?.close();
+    await cleanupAfterFailure(client, r, { containerCreated, taskCreated, started }, stdio, err);
+    throw err;
+  }
+}
+
+/**
+ * What a failed run leaves behind is removed: a task that never started, with --rm the
+ * container we created (never one that was there before), and our fifos.
+ */
+async function cleanupAfterFailure(
+  client: TsruncClient,
+  r: RunRequest,
+  state: { containerCreated: boolean; taskCreated: boolean; started: boolean },
+  stdio: StdioSetup | undefined,
+  cause: unknown,
+): Promise<void> {
+  // A lost daemon cannot be asked for anything.
+  if (!isCode(cause, Code.Unavailable)) {
+    if (state.taskCreated && !state.started) {
+      await client.tasks.kill({ containerId: r.id, signal: "SIGKILL", all: true }).catch(() => {});
+      await client.tasks.delete({ containerId: r.id }).catch(() => {});
+    }
+    if (state.containerCreated && r.rm) await client.containers.delete(r.id).catch(() => {});
+  }
+  await removeFifoSet(stdio?.fifos).catch(() => {});
+}
