@@ -88,8 +88,11 @@ export async function boot(manager: TaskManager, opts: BootOptions = {}): Promis
         const conn = await reach(bundle, id, opts);
         const wanted =
           row && row.phase !== "creating" && row.phase !== "deleting" && store.findContainer(ns, id);
-        if (conn && wanted) {
-          const st = await conn.task.state({ id }, { timeoutMs: opts.callTimeoutMs ?? 5_000 });
+        const st =
+          conn && wanted
+            ? await conn.task.state({ id }, { timeoutMs: opts.callTimeoutMs ?? 5_000 }).catch(() => undefined)
+            : undefined;
+        if (conn && wanted && st) {
           const phase = phaseOf[st.status] ?? row.phase;
           store.updateTask(ns, id, { phase, pid: st.pid, address: conn.address, updatedAt: new Date() });
           manager.adopt(new ShimTask(ns, id, bundle, binary ?? "", conn, relayShimLog(bundle, tlog)));

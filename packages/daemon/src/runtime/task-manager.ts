@@ -14,6 +14,7 @@ import { resolveShimBinary } from "@tsrunc/shim-contract/runtime-name";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
 import type { EventExchange } from "../events/exchange.js";
+import { failpoint } from "../failpoint.js";
 import { KeyedMutex } from "../keyed-mutex.js";
 import type { MetadataStore, TaskRecord } from "../store/index.js";
 import { bundleDir, createBundle, relayShimLog, removeBundle } from "./bundle.js";
@@ -113,11 +114,13 @@ export class TaskManager {
     };
     // Recorded before anything exists outside the database: a crash from here on is found at boot.
     store.putTask(record);
+    failpoint("create:recorded");
     let conn: ShimConnection | undefined;
     const tlog = log.child({ namespace, id });
     try {
       await createBundle(bundle, input.spec, true);
       await writeShimBinaryPath(bundle, binary);
+      failpoint("create:bundle");
       const relay = relayShimLog(bundle, tlog);
       const launch: LaunchOptions = {
         ...this.invocation(namespace, id, bundle),
@@ -132,6 +135,7 @@ export class TaskManager {
         throw err;
       }
       store.updateTask(namespace, id, { address: conn.address, updatedAt: new Date() });
+      failpoint("create:shim-started");
       const shimTask = new ShimTask(namespace, id, bundle, binary, conn, relay);
       const res = await conn.task.create(
         {
@@ -146,7 +150,9 @@ export class TaskManager {
         },
         { timeoutMs: 60_000 },
       );
+      failpoint("create:task-created");
       store.updateTask(namespace, id, { phase: "created", pid: res.pid, updatedAt: new Date() });
+      failpoint("create:recorded-created");
       this.#adopt(shimTask);
       tlog.info({ pid: res.pid, shim: binary }, "task created");
       return { pid: res.pid };
@@ -282,8 +288,17 @@ export class TaskManager {
       store.deleteTask(namespace, id);
       return { pid: row.pid, exitStatus: row.exitStatus, exitedAt: row.exitedAt ?? new Date(0) };
     }
-    const res = await t.task.delete({ id }, { timeoutMs: 30_000 });
+    // Intent first: a crash after the shim's Delete finds "deleting" and finishes the teardown.
     store.updateTask(namespace, id, { phase: "deleting", updatedAt: new Date() });
+    failpoint("delete:recorded");
+    let res: Awaited<ReturnType<typeof t.task.delete>>;
+    try {
+      res = await t.task.delete({ id }, { timeoutMs: 30_000 });
+    } catch (err) {
+      store.updateTask(namespace, id, { phase: row.phase, updatedAt: new Date() });
+      throw err;
+    }
+    failpoint("delete:shim-deleted");
     t.closing = true;
     await t.task.shutdown({ id }, { timeoutMs: 5_000 }).catch(() => {});
     await t.close();

@@ -6,6 +6,7 @@ import type { tasksapi } from "@tsrunc/protocol/daemon";
 import { OciSpecType, type tasktypes, timestampFromDate, timestampNow } from "@tsrunc/protocol/shim";
 import { checkIdentifier } from "@tsrunc/shim-contract/check-identifier";
 import { Code, isCode, TtrpcError } from "@tsrunc/ttrpc";
+import { failpoint } from "../failpoint.js";
 import type { TaskManager } from "../runtime/task-manager.js";
 import type { MetadataStore, TaskRecord } from "../store/index.js";
 import { Status } from "./task-status.js";
@@ -49,6 +50,7 @@ export class TasksApi {
   async start(s: CallScope, req: tasksapi.StartRequest): Promise<tasksapi.StartResponse> {
     return this.#withShim(s, req.containerId, async (t, id) => {
       const res = await t.task.start({ id, execId: req.execId }, { timeoutMs: 60_000 });
+      failpoint("start:started");
       if (!req.execId)
         this.store.updateTask(s.namespace, id, { phase: "running", pid: res.pid, updatedAt: new Date() });
       return { pid: res.pid };
