@@ -14,48 +14,41 @@
 //          [--timeline-runs N] [--only run,mem,start,timeline] [--shim PATH] [--profile DIR] [--json]
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
 
-import {
-  chmodSync,
-  constants,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { Socket } from "node:net";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { TaskService } from "@tsrunc/protocol/shim";
-import { Client } from "@tsrunc/ttrpc";
 import { execa } from "execa";
-import { findScopeProcesses, goShimSocketPath } from "../../test/dist/helpers/cleanup.js";
-import { argValue, startContainerd } from "../../test/dist/helpers/containerd.js";
+import { findScopeProcesses } from "../../../test/helpers/cleanup.js";
 import {
-  alive,
-  cmdline,
-  mb,
-  ms,
-  ratio,
-  sleep,
-  smapsRollup,
-  summary,
-  threadCount,
-  waitFor,
-} from "./bench-shim-measure.mjs";
-import { buildProfilingBundle, formatSummary, summarize } from "./bench-shim-profile.mjs";
+  argValue,
+  type Containerd,
+  startContainerd,
+  type TestLike,
+} from "../../../test/helpers/containerd.js";
+import { waitFor } from "../../../test/helpers/wait.js";
+import { alive, cmdline, ms, ratio, sleep, smapsRollup, summary, threadCount } from "./measure.js";
+import { here, repo, TS_NAME } from "./paths.js";
+import { buildProfilingBundle, type ShimFiles, summarize } from "./profile.js";
+import {
+  type BenchResult,
+  GO_RT,
+  type MemResult,
+  type MemSummary,
+  type RunResult,
+  report,
+  type ShimMemory,
+  START_ROWS,
+  type StartResult,
+  type StartRow,
+  TIMELINE_METHODS,
+  type TimelineResult,
+  type TimelineStep,
+  TS_RT,
+} from "./report.js";
+import { shimRound } from "./shim-round.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const GO_RT = "io.containerd.runc.v2";
-const TS_RT = "io.containerd.tsrunc.v2";
 const GO_SHIM = "/usr/bin/containerd-shim-runc-v2";
-const TS_NAME = "containerd-shim-tsrunc-v2";
-const GOALS = { runRatio: 1.5, pssRatio: 4 };
 
 const { values: opt } = parseArgs({
   options: {
@@ -71,7 +64,7 @@ const { values: opt } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const int = (name, min) => {
+const int = (name: "runs" | "warmup" | "idle" | "settle-ms" | "starts" | "timeline-runs", min: number) => {
   const n = Number(opt[name]);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
   return n;
@@ -87,31 +80,32 @@ for (const s of SECTIONS)
   if (!["run", "mem", "start", "timeline"].includes(s)) throw new Error(`--only: unknown ${s}`);
 const SHIM_SRC = resolve(opt.shim);
 const ADDON_SRC = join(dirname(SHIM_SRC), "tsrunc_native.node");
+const PATH = process.env.PATH ?? "/usr/bin:/bin";
 
 /** Progress on stderr (stdout carries the report or the JSON). */
-const note = (msg) => process.stderr.write(`bench-shim: ${msg}\n`);
+const note = (msg: string) => process.stderr.write(`bench-shim: ${msg}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // The harness wants a tap-like `t`: teardowns run at the end (and the harness's exit hook sweeps
 // on Ctrl-C or a crash); passing() false makes a teardown print containerd's log tail.
 
 let failed = false;
-const teardowns = [];
-const t = {
+const teardowns: Array<() => unknown> = [];
+const t: TestLike = {
   teardown: (fn) => teardowns.push(fn),
   passing: () => !failed,
   ok: () => true,
   comment: () => {},
 };
-const harnesses = [];
-async function runTeardowns() {
-  const errors = [];
+const harnesses: Containerd[] = [];
+async function runTeardowns(): Promise<string[]> {
+  const errors: string[] = [];
   // stop() is idempotent: the harness's own teardown then finds nothing left to do.
   for (const cd of harnesses) errors.push(...(await cd.stop()));
-  while (teardowns.length) {
+  for (let fn = teardowns.pop(); fn; fn = teardowns.pop()) {
     try {
-      const r = await teardowns.pop()();
-      if (Array.isArray(r)) errors.push(...r);
+      const r = await fn();
+      if (Array.isArray(r)) errors.push(...r.map(String));
     } catch (e) {
       errors.push(String(e));
     }
@@ -119,8 +113,19 @@ async function runTeardowns() {
   return errors;
 }
 
+interface Bench {
+  cd: Containerd;
+  /** Where containerd finds our shim (first on its shims' PATH). */
+  bin: string;
+  rootfs: string;
+}
+
 /** A private containerd with our shim installed as <root>/opt/bin (first on the shims' PATH). */
-async function containerd(env = {}, shim = { shim: SHIM_SRC, addon: ADDON_SRC }, logLevel = "info") {
+async function containerd(
+  env: Record<string, string> = {},
+  shim: ShimFiles = { shim: SHIM_SRC, addon: ADDON_SRC },
+  logLevel: "info" | "debug" = "info",
+): Promise<Bench> {
   const cd = await startContainerd(t, { logLevel, env });
   harnesses.push(cd);
   const bin = join(cd.root, "opt/bin");
@@ -139,7 +144,7 @@ async function containerd(env = {}, shim = { shim: SHIM_SRC, addon: ADDON_SRC },
 
 const CTR_TIMEOUT_MS = 30000;
 
-async function ctrRun(cd, args, what) {
+async function ctrRun(cd: Containerd, args: string[], what: string): Promise<number> {
   const t0 = performance.now();
   const r = await cd.ctr(args, { timeout: CTR_TIMEOUT_MS });
   const dt = performance.now() - t0;
@@ -158,32 +163,34 @@ async function ctrRun(cd, args, what) {
 }
 
 /** Live shim processes of this containerd (its `-address` is in their argv). */
-function shimProcs(cd) {
+function shimProcs(cd: Containerd) {
   return findScopeProcesses(cd.scope, false).filter((p) =>
     p.argv.some((a) => a.includes("containerd-shim-")),
   );
 }
 
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
 // ---------------------------------------------------------------------------------------------
 // 1. ctr run --rm latency
 
-async function benchRun({ cd, rootfs }) {
-  const run = (rt, id) =>
+async function benchRun({ cd, rootfs }: Bench): Promise<RunResult> {
+  const run = (rt: string, id: string) =>
     ctrRun(cd, ["run", "--rm", "--runtime", rt, "--rootfs", rootfs, id, "/bin/true"], `run ${rt}`);
   for (let i = 0; i < WARMUP; i++) {
     await run(GO_RT, `w-go-${i}`);
     await run(TS_RT, `w-ts-${i}`);
   }
-  const go = [];
-  const ts = [];
+  const go: number[] = [];
+  const ts: number[] = [];
   // A failed run (e.g. a shim that hangs) is reported and left out; the bench goes on and fails at the end.
-  const failures = [];
-  const sample = async (list, rt, id) => {
+  const failures: string[] = [];
+  const sample = async (list: number[], rt: string, id: string) => {
     try {
       list.push(await run(rt, id));
     } catch (e) {
-      failures.push(e.message);
-      note(`FAILED: ${e.message}`);
+      failures.push(message(e));
+      note(`FAILED: ${message(e)}`);
     }
   };
   for (let i = 0; i < RUNS; i++) {
@@ -192,12 +199,14 @@ async function benchRun({ cd, rootfs }) {
     await sample(ts, TS_RT, `r-ts-${i}`);
   }
   // Each shim should be gone once `ctr run --rm` returns (Delete, then Shutdown); give ours a moment.
-  const left = await waitFor(
-    "shims to exit",
-    () => (shimProcs(cd).length === 0 ? 0 : undefined),
-    3000,
-    50,
-  ).catch(() => shimProcs(cd).length);
+  const left = await waitFor(() => shimProcs(cd).length === 0, {
+    what: "shims to exit",
+    timeoutMs: 3000,
+    intervalMs: 50,
+  }).then(
+    () => 0,
+    () => shimProcs(cd).length,
+  );
   const goS = summary(go);
   const tsS = summary(ts);
   return {
@@ -218,14 +227,15 @@ async function benchRun({ cd, rootfs }) {
  * The long-lived shim process serving container `id` (the Go shim of containerd 1.6 writes no
  * shim.pid, so both are found by their argv: `-id ID`, not the `start` verb).
  */
-function shimPidOf(cd, id) {
+function shimPidOf(cd: Containerd, id: string): number | undefined {
   const found = shimProcs(cd).filter((p) => argValue(p.argv, "id") === id && p.argv.at(-1) !== "start");
-  return found.length === 1 ? found[0].pid : undefined;
+  return found.length === 1 ? found[0]?.pid : undefined;
 }
 
-function memSummary(rows) {
-  const pick = (k) => summary(rows.map((r) => r[k] ?? 0));
-  const total = (k) => rows.reduce((a, r) => a + (r[k] ?? 0), 0);
+function memSummary(rows: readonly ShimMemory[]): MemSummary {
+  type Field = "Pss" | "Rss" | "Uss" | "Pss_Anon" | "Pss_File";
+  const pick = (k: Field) => summary(rows.map((r) => r[k] ?? 0));
+  const total = (k: Field) => rows.reduce((a, r) => a + (r[k] ?? 0), 0);
   return {
     n: rows.length,
     pssKiB: pick("Pss"),
@@ -239,17 +249,18 @@ function memSummary(rows) {
   };
 }
 
-async function benchMem({ cd, rootfs }) {
-  const ids = { go: [], ts: [] };
-  const startMs = { go: [], ts: [] };
-  const bare = [];
+async function benchMem({ cd, rootfs }: Bench): Promise<MemResult> {
+  const kinds = [
+    ["go", GO_RT],
+    ["ts", TS_RT],
+  ] as const;
+  const ids = { go: [] as string[], ts: [] as string[] };
+  const startMs = { go: [] as number[], ts: [] as number[] };
+  const bare: Array<ReturnType<typeof execa>> = [];
   try {
     for (let i = 0; i < IDLE; i++) {
       note(`idle container ${i + 1}/${IDLE}`);
-      for (const [k, rt] of [
-        ["go", GO_RT],
-        ["ts", TS_RT],
-      ]) {
+      for (const [k, rt] of kinds) {
         const id = `m-${k}-${i}`;
         ids[k].push(id);
         startMs[k].push(
@@ -260,7 +271,7 @@ async function benchMem({ cd, rootfs }) {
       // puts it in the harness's sweep scope.
       bare.push(
         execa(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", join(cd.root, "bare-node")], {
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+          env: { PATH },
           extendEnv: false,
           stdio: "ignore",
           reject: false,
@@ -268,7 +279,7 @@ async function benchMem({ cd, rootfs }) {
       );
     }
     await sleep(SETTLE_MS);
-    const measure = (k, expect) =>
+    const measure = (k: "go" | "ts", expect: string): ShimMemory[] =>
       ids[k].map((id) => {
         const pid = shimPidOf(cd, id);
         if (!pid || !alive(pid)) throw new Error(`shim of ${id} (pid ${pid}) is not running`);
@@ -280,7 +291,10 @@ async function benchMem({ cd, rootfs }) {
       });
     const go = measure("go", "containerd-shim-runc-v2");
     const ts = measure("ts", TS_NAME);
-    const bareRows = bare.map((p) => ({ pid: p.pid, ...smapsRollup(p.pid), threads: threadCount(p.pid) }));
+    const bareRows = bare.map((p): ShimMemory => {
+      const pid = p.pid ?? 0;
+      return { pid, ...smapsRollup(pid), threads: threadCount(pid) };
+    });
     const goM = memSummary(go);
     const tsM = memSummary(ts);
     return {
@@ -302,7 +316,7 @@ async function benchMem({ cd, rootfs }) {
     await Promise.allSettled(bare);
     // Graceful removal (kill, delete, containers rm), four at a time; the sweep catches the rest.
     const all = [...ids.go, ...ids.ts];
-    const errors = [];
+    const errors: string[] = [];
     const worker = async () => {
       for (let id = all.shift(); id !== undefined; id = all.shift()) {
         const rm = await cd.ctr(["task", "rm", "-f", id], { timeout: 20000 });
@@ -317,125 +331,48 @@ async function benchMem({ cd, rootfs }) {
 
 // ---------------------------------------------------------------------------------------------
 // 3. start breakdown: each shim's `start` run by hand, as containerd runs it (cwd = a bundle,
-// TTRPC_ADDRESS = this containerd's ttrpc socket), then a Task.Connect on the address it printed.
+// TTRPC_ADDRESS = this containerd's ttrpc socket), then a Task.Connect on the address it printed
+// (see shim-round.ts).
 
-async function timed(file, args, options, mayFail = false) {
+async function timed(file: string, args: string[]): Promise<number> {
   const t0 = performance.now();
-  const r = await execa(file, args, { reject: false, ...options });
+  const r = await execa(file, args, { env: { PATH }, extendEnv: false, reject: false });
   const dt = performance.now() - t0;
-  if (r.exitCode !== 0 && !mayFail)
-    throw new Error(`${file} ${args.join(" ")}: exit ${r.exitCode}: ${r.stderr}`);
-  return { dt, t0, stdout: String(r.stdout).trim(), exitCode: r.exitCode };
+  if (r.exitCode !== 0) throw new Error(`${file} ${args.join(" ")}: exit ${r.exitCode}: ${r.stderr}`);
+  return dt;
 }
 
-async function startAndConnect(cd, shim, id, extraEnv = {}) {
-  const bundle = join(cd.root, "sb", id);
-  mkdirSync(bundle, { recursive: true });
-  writeFileSync(join(bundle, "config.json"), "{}"); // the Go shim reads the spec for its group
-  // The `log` fifo with a reader, as containerd has it: the Go shim's server opens it for writing
-  // (and exits without it); ours writes its log lines there.
-  await execa("mkfifo", [join(bundle, "log")]);
-  const logReader = new Socket({
-    fd: openSync(join(bundle, "log"), constants.O_RDONLY | constants.O_NONBLOCK),
-    readable: true,
-    writable: false,
-  });
-  const logText = [];
-  logReader.on("data", (d) => logText.push(String(d)));
-  logReader.on("error", () => {});
-  const env = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    TTRPC_ADDRESS: cd.ttrpcAddress,
-    TSRUNC_SOCKET_DIR: join(cd.root, "s"),
-    ...extraEnv,
-  };
-  const flags = [
-    "-namespace",
-    cd.namespace,
-    "-address",
-    cd.grpcAddress,
-    "-publish-binary",
-    "/usr/bin/containerd",
-  ];
-  cd.scope.sockets.add(goShimSocketPath(cd.grpcAddress, cd.namespace, id));
-  try {
-    return await startAndConnectIn(cd, { bundle, env, flags, shim, id, logText });
-  } finally {
-    logReader.destroy();
-  }
-}
-
-async function startAndConnectIn(cd, { bundle, env, flags, shim, id, logText }) {
-  const start = await timed(shim, [...flags, "-id", id, "start"], {
-    cwd: bundle,
-    env,
-    extendEnv: false,
-    input: "",
-  });
-  const address = start.stdout;
-  if (!address.startsWith("unix://")) throw new Error(`${shim} start printed ${JSON.stringify(address)}`);
-  cd.scope.sockets.add(address.slice("unix://".length));
-  const client = await Client.connect(address);
-  let connectMs;
-  let pid;
-  try {
-    const task = client.service(TaskService);
-    const c = await task.connect({ id }, { timeoutMs: 10000 }).catch((e) => {
-      throw new Error(`${shim} (${id}): Task.Connect on ${address}: ${e.message}\n${logText.join("")}`);
-    });
-    connectMs = performance.now() - start.t0;
-    pid = c.shimPid;
-    await task.shutdown({ id, now: true }, { timeoutMs: 5000 }).catch(() => {});
-  } finally {
-    await client.close().catch(() => {});
-  }
-  // The shim exits on Shutdown; wait for it so the next sample does not share the CPU with it.
-  await waitFor(`${shim} serve (pid ${pid}) to exit`, () => (alive(pid) ? undefined : true), 5000);
-  // Then `delete`, as containerd 1.6 runs it after every shim exit (its ttrpc client's on-close
-  // cleanup) and waits for it before `ctr run --rm` returns. Here no container is left to clean up,
-  // as after a normal Delete (the Go shim then exits non-zero: runc finds no container).
-  const del = await timed(
-    shim,
-    [...flags, "-id", id, "-bundle", bundle, "delete"],
-    {
-      cwd: bundle,
-      env,
-      extendEnv: false,
-      input: "",
-      encoding: "buffer",
-    },
-    true,
-  );
-  return { startMs: start.dt, connectMs, deleteMs: del.dt };
-}
-
-async function benchStart({ cd, bin }) {
+async function benchStart({ cd, bin }: Bench): Promise<StartResult> {
   const ours = join(bin, TS_NAME);
-  const env = { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, extendEnv: false };
-  const rows = { nodeBare: [], oursVersion: [], goVersion: [], oursStart: [], oursConnect: [] };
-  Object.assign(rows, { oursDelete: [], goStart: [], goConnect: [], goDelete: [] });
+  const rows = Object.fromEntries(START_ROWS.map((k) => [k, [] as number[]])) as Record<StartRow, number[]>;
   // One untimed round first: page cache and the like.
-  await startAndConnect(cd, ours, "s-ts-warm");
-  await startAndConnect(cd, GO_SHIM, "s-go-warm");
+  await shimRound(cd, ours, "s-ts-warm");
+  await shimRound(cd, GO_SHIM, "s-go-warm");
   for (let i = 0; i < STARTS; i++) {
     note(`start breakdown ${i + 1}/${STARTS}`);
-    rows.nodeBare.push((await timed(process.execPath, ["-e", "0"], env)).dt);
-    rows.oursVersion.push((await timed(ours, ["-v"], env)).dt);
-    rows.goVersion.push((await timed(GO_SHIM, ["-v"], env)).dt);
-    const o = await startAndConnect(cd, ours, `s-ts-${i}`);
+    rows.nodeBare.push(await timed(process.execPath, ["-e", "0"]));
+    rows.oursVersion.push(await timed(ours, ["-v"]));
+    rows.goVersion.push(await timed(GO_SHIM, ["-v"]));
+    const o = await shimRound(cd, ours, `s-ts-${i}`);
     rows.oursStart.push(o.startMs);
     rows.oursConnect.push(o.connectMs);
     rows.oursDelete.push(o.deleteMs);
-    const g = await startAndConnect(cd, GO_SHIM, `s-go-${i}`);
+    const g = await shimRound(cd, GO_SHIM, `s-go-${i}`);
     rows.goStart.push(g.startMs);
     rows.goConnect.push(g.connectMs);
     rows.goDelete.push(g.deleteMs);
   }
-  const out = { starts: STARTS };
-  for (const [k, v] of Object.entries(rows)) out[k] = summary(v);
-  out.oursServeAfterStart = summary(rows.oursConnect.map((c, i) => c - rows.oursStart[i]));
-  out.goServeAfterStart = summary(rows.goConnect.map((c, i) => c - rows.goStart[i]));
-  return out;
+  const afterStart = (connect: number[], start: number[]) =>
+    summary(connect.map((c, i) => c - (start[i] ?? Number.NaN)));
+  return {
+    starts: STARTS,
+    ...(Object.fromEntries(START_ROWS.map((k) => [k, summary(rows[k])])) as Record<
+      StartRow,
+      ReturnType<typeof summary>
+    >),
+    oursServeAfterStart: afterStart(rows.oursConnect, rows.oursStart),
+    goServeAfterStart: afterStart(rows.goConnect, rows.goStart),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,12 +380,21 @@ async function benchStart({ cd, bin }) {
 // -debug, and ours logs each Task call with its duration); the shim's log lines, which containerd
 // copies into its own log, put each step on ctr's clock. Go runs interleaved for the same load.
 
-function shimLogLines(cd, id) {
-  const out = [];
+/** What the timeline reads of one of our shim's JSON log lines. */
+interface ShimLogLine {
+  id?: string;
+  msg?: string;
+  time?: string;
+  method?: string;
+  ms?: number;
+}
+
+function shimLogLines(cd: Containerd, id: string): ShimLogLine[] {
+  const out: ShimLogLine[] = [];
   for (const line of readFileSync(cd.logPath, "utf8").split("\n")) {
     if (!line.startsWith("{")) continue;
     try {
-      const j = JSON.parse(line);
+      const j = JSON.parse(line) as ShimLogLine;
       if (j.id === id) out.push(j);
     } catch {
       // not one of the shim's lines
@@ -457,10 +403,10 @@ function shimLogLines(cd, id) {
   return out;
 }
 
-async function benchTimeline() {
+async function benchTimeline(): Promise<TimelineResult> {
   const { cd, rootfs } = await containerd({}, undefined, "debug");
-  const runs = [];
-  const go = [];
+  const runs: Array<{ id: string; t0: number; end: number }> = [];
+  const go: number[] = [];
   for (let i = -1; i < TIMELINE_RUNS; i++) {
     note(`timeline ${i + 2}/${TIMELINE_RUNS + 1}`);
     const goMs = await ctrRun(
@@ -481,21 +427,20 @@ async function benchTimeline() {
     runs.push({ id, t0, end });
   }
   await sleep(300); // the last log lines
-  const steps = {};
-  const add = (k, v) => {
+  const steps = new Map<TimelineStep, number[]>();
+  const add = (k: TimelineStep, v: number) => {
     if (!Number.isFinite(v)) return;
-    steps[k] ??= [];
-    steps[k].push(v);
+    steps.set(k, [...(steps.get(k) ?? []), v]);
   };
+  const methods: readonly string[] = TIMELINE_METHODS;
   for (const r of runs) {
-    const at = (j) => Date.parse(j.time) - r.t0;
+    const at = (j: ShimLogLine | undefined) => Date.parse(j?.time ?? "") - r.t0;
     const lines = shimLogLines(cd, r.id);
-    add("serving", at(lines.find((j) => j.msg === "shim serving") ?? {}));
-    const seen = new Set(); // the first call of each method (containerd may repeat State/Connect)
+    add("serving", at(lines.find((j) => j.msg === "shim serving")));
+    const seen = new Set<string>(); // the first call of each method (containerd may repeat State/Connect)
     for (const j of lines) {
-      if (j.msg !== "call" || typeof j.ms !== "number") continue;
-      const m = j.method;
-      if (!["create", "start", "wait", "delete", "shutdown"].includes(m) || seen.has(m)) continue;
+      const m = j.method as (typeof TIMELINE_METHODS)[number];
+      if (j.msg !== "call" || typeof j.ms !== "number" || !methods.includes(m) || seen.has(m)) continue;
       seen.add(m);
       add(`${m}.begin`, at(j) - j.ms);
       add(`${m}.ms`, j.ms);
@@ -505,8 +450,8 @@ async function benchTimeline() {
     const shutdown = lines.find((j) => j.msg === "call" && j.method === "shutdown");
     if (shutdown) add("afterShutdown", r.end - at(shutdown));
   }
-  const out = { runs: runs.length, goRun: summary(go) };
-  for (const [k, v] of Object.entries(steps)) out[k] = summary(v);
+  const out: TimelineResult = { runs: runs.length, goRun: summary(go) };
+  for (const [k, v] of steps) out[k] = summary(v);
   return out;
 }
 
@@ -516,152 +461,57 @@ async function benchTimeline() {
 // packages: once started by hand, and through `ctr run --rm` (a second containerd whose env
 // carries NODE_OPTIONS to the shims; start passes its env on to serve). Not timed.
 
-async function profile(dir) {
-  dir = resolve(dir);
+async function profile(dirArg: string): Promise<NonNullable<BenchResult["profile"]>> {
+  const dir = resolve(dirArg);
   mkdirSync(dir, { recursive: true });
   const bundle = await buildProfilingBundle(dir);
   const profEnv = {
-    NODE_OPTIONS: `--require ${join(here, "bench-shim-cpuprof.cjs")}`,
+    NODE_OPTIONS: `--require ${join(here, "cpuprof.cjs")}`,
     BENCH_SHIM_CPUPROF_DIR: dir,
   };
   const { cd, bin, rootfs } = await containerd(profEnv, bundle);
   for (let i = 0; i < 3; i++) {
     note(`profile ${i + 1}/3`);
-    await startAndConnect(cd, join(bin, TS_NAME), `p-direct-${i}`, profEnv);
+    await shimRound(cd, join(bin, TS_NAME), `p-direct-${i}`, profEnv);
     await ctrRun(
       cd,
       ["run", "--rm", "--runtime", TS_RT, "--rootfs", rootfs, `p-run-${i}`, "/bin/true"],
       "profiled run",
     );
   }
-  await waitFor("profiled shims to exit", () => (shimProcs(cd).length === 0 ? true : undefined), 5000, 50);
+  await waitFor(() => shimProcs(cd).length === 0, {
+    what: "profiled shims to exit",
+    timeoutMs: 5000,
+    intervalMs: 50,
+  });
   const errors = await cd.stop();
   if (errors.length) throw new Error(`cleanup of the profiling containerd: ${errors.join("; ")}`);
   return { dir, profiles: summarize(dir) };
 }
 
 // ---------------------------------------------------------------------------------------------
-// report
 
-function x(v) {
-  return Number.isFinite(v) ? `${v.toFixed(2)}×` : "n/a";
-}
-
-function verdict(v, goal) {
-  return Number.isFinite(v) ? (v <= goal ? `goal ≤ ${goal}×: met` : `goal ≤ ${goal}×: MISSED`) : "";
-}
-
-function report(r) {
-  const lines = [];
-  const e = r.env;
-  lines.push(
-    `bench-shim: node ${e.node}, ${e.containerd}, runc ${e.runc}, ${e.cpus} CPUs, load ${e.loadBefore.join(" ")} → ${e.loadAfter.join(" ")}`,
-  );
-  lines.push(`  our shim: ${e.shim} (${e.shimBytes} bytes, built ${e.shimBuilt})`);
-  if (r.run) {
-    const { go, ours } = r.run;
-    lines.push("");
-    lines.push(
-      `ctr run --rm --rootfs DIR id /bin/true — ${r.run.runs} runs each, interleaved Go/ours, after ${r.run.warmup} warm-up each:`,
-    );
-    lines.push(
-      `  go   ${GO_RT}   median ${ms(go.median)}  p90 ${ms(go.p90)}  (min ${ms(go.min)}, max ${ms(go.max)})`,
-    );
-    lines.push(
-      `  ours ${TS_RT} median ${ms(ours.median)}  p90 ${ms(ours.p90)}  (min ${ms(ours.min)}, max ${ms(ours.max)})`,
-    );
-    lines.push(
-      `  ours/go: ${x(r.run.ratio.median)} median, ${x(r.run.ratio.p90)} p90 — ${verdict(r.run.ratio.median, GOALS.runRatio)}`,
-    );
-    if (r.run.failures.length)
-      lines.push(`  FAILED: ${r.run.failures.length} run(s), left out of the numbers`);
-    if (r.run.shimsLeftAfterRuns)
-      lines.push(`  WARNING: ${r.run.shimsLeftAfterRuns} shim(s) still running 3 s after the runs`);
-  }
-  if (r.mem) {
-    const m = r.mem;
-    const row = (name, s) =>
-      `  ${name} PSS ${mb(s.pssKiB.median)} (anon ${mb(s.pssAnonKiB.median)}, file ${mb(s.pssFileKiB.median)})  RSS ${mb(s.rssKiB.median)}  USS ${mb(s.ussKiB.median)}  threads ${s.threads.median}  — total of ${s.n}: PSS ${mb(s.totalPssKiB)}, RSS ${mb(s.totalRssKiB)}`;
-    lines.push("");
-    lines.push(
-      `idle shims — ${m.idle} \`ctr run -d … /bin/sleep\` per runtime, median per process after ${m.settleMs} ms:`,
-    );
-    lines.push(row("go  ", m.go));
-    lines.push(row("ours", m.ours));
-    lines.push(row("bare node (setInterval)", m.bareNode));
-    lines.push(
-      `  ours/go: PSS ${x(m.ratio.pss)}, RSS ${x(m.ratio.rss)}, USS ${x(m.ratio.uss)} — PSS ${verdict(m.ratio.pss, GOALS.pssRatio)}`,
-    );
-    lines.push(
-      `  (ctr run -d: go median ${ms(m.runDetached.go.median)}, ours median ${ms(m.runDetached.ours.median)})`,
-    );
-  }
-  if (r.start) {
-    const s = r.start;
-    const row = (name, v) =>
-      `  ${name.padEnd(44)} median ${ms(v.median).padStart(9)}  p90 ${ms(v.p90).padStart(9)}`;
-    lines.push("");
-    lines.push(`start breakdown — ${s.starts} rounds, each shim's \`start\` run by hand as containerd does:`);
-    lines.push(row("node -e 0", s.nodeBare));
-    lines.push(row("ours -v (node + load the bundle, no work)", s.oursVersion));
-    lines.push(row("ours `start` until it exits", s.oursStart));
-    lines.push(row("ours start → serve answers Task.Connect", s.oursConnect));
-    lines.push(row("  of which after start exited", s.oursServeAfterStart));
-    lines.push(row("ours `delete` (no container left)", s.oursDelete));
-    lines.push(row("go -v", s.goVersion));
-    lines.push(row("go `start` until it exits", s.goStart));
-    lines.push(row("go start → serve answers Task.Connect", s.goConnect));
-    lines.push(row("go `delete` (no container left)", s.goDelete));
-  }
-  if (r.timeline) {
-    const tl = r.timeline;
-    const med = (k) => tl[k]?.median;
-    const span = (m, label) =>
-      tl[`${m}.ms`]
-        ? `  ${label.padEnd(34)} +${med(`${m}.begin`).toFixed(0).padStart(4)} … +${med(`${m}.end`).toFixed(0).padStart(4)} ms  (${ms(med(`${m}.ms`))})`
-        : `  ${label.padEnd(34)} n/a (no per-call debug log lines)`;
-    lines.push("");
-    lines.push(
-      `timeline of our \`ctr run --rm … /bin/true\` — containerd at debug level, ${tl.runs} runs, medians in ms from ctr's start:`,
-    );
-    lines.push(`  ${'serve logs "shim serving"'.padEnd(34)} +${med("serving")?.toFixed(0) ?? "n/a"} ms`);
-    lines.push(span("create", "Create (runc create)"));
-    lines.push(span("start", "Start (runc start)"));
-    lines.push(span("wait", "Wait (until /bin/true exits)"));
-    lines.push(span("delete", "Delete (runc delete)"));
-    lines.push(span("shutdown", "Shutdown"));
-    lines.push(
-      `  ${"ctr exits".padEnd(34)} +${med("exit")?.toFixed(0)} ms  (${ms(med("afterShutdown"))} after Shutdown: containerd 1.6 waits for \`shim delete\`)`,
-    );
-    lines.push(`  (the Go shim's runs in the same containerd: median ${ms(tl.goRun.median)})`);
-  }
-  if (r.profile) {
-    lines.push("", `CPU profiles of our shim (3 by hand + 3 ctr runs, 100 µs sampling) in ${r.profile.dir}:`);
-    lines.push(formatSummary(r.profile.profiles));
-  }
-  return lines.join("\n");
-}
-
-async function version(cmd, args, re) {
+async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
   const r = await execa(cmd, args, { reject: false });
   return re.exec(String(r.stdout))?.[1] ?? "?";
 }
 
-async function main() {
-  statSync(SHIM_SRC);
+/** Runs the sections; failed `ctr run`s of the run section are added to `failures`. */
+async function bench(failures: string[]): Promise<BenchResult> {
   statSync(ADDON_SRC);
   const st = statSync(SHIM_SRC);
-  const env = {
-    node: process.version,
-    containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
-    runc: await version("runc", ["--version"], /runc version (\S+)/),
-    cpus: availableParallelism(),
-    shim: SHIM_SRC,
-    shimBytes: st.size,
-    shimBuilt: st.mtime.toISOString(),
-    loadBefore: loadavg().map((v) => v.toFixed(2)),
+  const result: BenchResult = {
+    env: {
+      node: process.version,
+      containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
+      runc: await version("runc", ["--version"], /runc version (\S+)/),
+      cpus: availableParallelism(),
+      shim: SHIM_SRC,
+      shimBytes: st.size,
+      shimBuilt: st.mtime.toISOString(),
+      loadBefore: loadavg().map((v) => v.toFixed(2)),
+    },
   };
-  const result = { env };
   const main = await containerd();
   if (SECTIONS.has("run")) {
     result.run = await benchRun(main);
@@ -671,15 +521,15 @@ async function main() {
   if (SECTIONS.has("start")) result.start = await benchStart(main);
   if (SECTIONS.has("timeline")) result.timeline = await benchTimeline();
   if (opt.profile) result.profile = await profile(opt.profile);
-  env.loadAfter = loadavg().map((v) => v.toFixed(2));
+  result.env.loadAfter = loadavg().map((v) => v.toFixed(2));
   return result;
 }
 
 let code = 0;
-let result;
-const failures = [];
+let result: BenchResult | undefined;
+const failures: string[] = [];
 try {
-  result = await main();
+  result = await bench(failures);
   if (failures.length) {
     code = 1;
     process.stderr.write(`bench-shim: FAILED: ${failures.length} run(s) failed (see above)\n`);
@@ -687,7 +537,7 @@ try {
 } catch (e) {
   failed = true;
   code = 1;
-  process.stderr.write(`bench-shim: FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`bench-shim: FAILED: ${message(e)}\n`);
 }
 const cleanupErrors = await runTeardowns();
 if (cleanupErrors.length) {
