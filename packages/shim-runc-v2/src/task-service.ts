@@ -1,5 +1,6 @@
 // The containerd.task.v2.Task service: validates each request, finds the container and process
-// it names, and delegates. What this shim cannot do (yet) answers Unimplemented.
+// it names, and delegates. Whether the process's state allows the request is decided by the
+// process (process/process-state-table.ts). What this shim cannot do (yet) answers Unimplemented.
 import { lstatSync, type Stats } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
@@ -24,15 +25,13 @@ import type { Logger } from "pino";
 import { Container } from "./container.js";
 import type { MountSpec } from "./mount.js";
 import { trimWhenIdle } from "./native/index.js";
-import { checkpointTask } from "./ops/checkpoint.js";
-import { pauseTask, resumeTask } from "./ops/pause.js";
-import { statsTask } from "./ops/stats.js";
-import { updateTask } from "./ops/update.js";
+import { checkpointOptions } from "./ops/checkpoint.js";
+import { resourcesJson } from "./ops/update.js";
 import { ExecProcess } from "./process/exec-process.js";
 import { InitProcess } from "./process/init-process.js";
 import type { ExitInfo, Status } from "./process/process-state.js";
 import { Runc } from "./runc/index.js";
-import type { ShimContext } from "./shim-context.js";
+import type { RuncDriver, ShimContext } from "./shim-context.js";
 
 import { shimVersion } from "./version.js";
 
@@ -129,14 +128,15 @@ export class TaskServiceImpl {
     return root;
   }
 
-  #runcFor(root: string, o: runcoptions.Options | undefined, bundle: string): Runc {
-    return new Runc({
+  #runcFor(root: string, o: runcoptions.Options | undefined, bundle: string): RuncDriver {
+    const options = {
       binary: o?.binaryName || "runc",
       root,
       systemdCgroup: o?.systemdCgroup ?? false,
       criu: o?.criuPath || undefined,
       tmpDir: bundle,
-    });
+    };
+    return this.ctx.makeRunc ? this.ctx.makeRunc(options) : new Runc(options);
   }
 
   async create(req: task.CreateTaskRequest): Promise<task.CreateTaskResponse> {
@@ -189,6 +189,7 @@ export class TaskServiceImpl {
   async state(req: task.StateRequest): Promise<task.StateResponse> {
     const c = this.container(req.id);
     const p = c.process(req.execId);
+    p.check("state");
     return {
       id: p.eventId,
       bundle: c.bundle,
@@ -227,12 +228,14 @@ export class TaskServiceImpl {
 
   async wait(req: task.WaitRequest, signal: AbortSignal): Promise<task.WaitResponse> {
     const p = this.container(req.id).process(req.execId);
+    p.check("wait");
     const exit = await p.state.wait(signal);
     return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
   }
 
   async pids(req: task.PidsRequest): Promise<task.PidsResponse> {
     const c = this.container(req.id);
+    c.init.check("pids");
     if (c.init.state.status === "stopped") return { processes: [] };
     let pids: number[];
     try {
@@ -255,7 +258,7 @@ export class TaskServiceImpl {
     checkId(req.execId, "exec id");
     if (c.execs.has(req.execId))
       throw new TtrpcError(Code.AlreadyExists, `exec ${req.execId} already exists`);
-    c.init.state.require("exec in", "created", "running");
+    c.init.check("exec");
     if (!req.spec || !isAnyOf(req.spec, OciProcessType)) {
       throw new TtrpcError(Code.InvalidArgument, "exec spec must be a runtime-spec Process");
     }
@@ -276,6 +279,33 @@ export class TaskServiceImpl {
     }
     const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     c.execs.set(req.execId, new ExecProcess(this.ctx, c.init, req.execId, stdio, spec));
+  }
+
+  async pause(req: task.PauseRequest): Promise<void> {
+    await this.container(req.id).init.pause();
+  }
+
+  async resume(req: task.ResumeRequest): Promise<void> {
+    await this.container(req.id).init.resume();
+  }
+
+  async update(req: task.UpdateTaskRequest, signal?: AbortSignal): Promise<void> {
+    const init = this.container(req.id).init;
+    await init.update(resourcesJson(req.resources), signal);
+  }
+
+  async checkpoint(req: task.CheckpointTaskRequest, signal?: AbortSignal): Promise<void> {
+    const init = this.container(req.id).init;
+    await init.checkpoint(req.path, checkpointOptions(req.options), signal);
+  }
+
+  async stats(req: task.StatsRequest, signal?: AbortSignal): Promise<task.StatsResponse> {
+    return this.container(req.id).init.stats(signal);
+  }
+
+  async closeIO(req: task.CloseIORequest): Promise<void> {
+    const p = this.container(req.id).process(req.execId);
+    if (req.stdin) p.closeStdin();
   }
 
   async resizePty(req: task.ResizePtyRequest): Promise<void> {
@@ -344,9 +374,18 @@ function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
     start: (req) => impl.start(req),
     delete: (req) => impl.delete(req),
     pids: (req) => impl.pids(req),
-    pause: (req) => pauseTask(impl, req),
-    resume: (req) => resumeTask(impl, req),
-    checkpoint: (req, ctx) => checkpointTask(impl, req, ctx.signal),
+    pause: async (req) => {
+      await impl.pause(req);
+      return empty;
+    },
+    resume: async (req) => {
+      await impl.resume(req);
+      return empty;
+    },
+    checkpoint: async (req, ctx) => {
+      await impl.checkpoint(req, ctx.signal);
+      return empty;
+    },
     kill: async (req) => {
       await impl.kill(req);
       return empty;
@@ -360,13 +399,15 @@ function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
       return empty;
     },
     closeIO: async (req) => {
-      const p = impl.container(req.id).process(req.execId);
-      if (req.stdin) p.closeStdin();
+      await impl.closeIO(req);
       return empty;
     },
-    update: (req, ctx) => updateTask(impl, req, ctx.signal),
+    update: async (req, ctx) => {
+      await impl.update(req, ctx.signal);
+      return empty;
+    },
     wait: (req, ctx) => impl.wait(req, ctx.signal),
-    stats: (req, ctx) => statsTask(impl, req, ctx.signal),
+    stats: (req, ctx) => impl.stats(req, ctx.signal),
     connect: (req) => impl.connect(req),
     shutdown: async (req) => {
       await impl.shutdown(req);

@@ -8,8 +8,8 @@ import { Socket } from "node:net";
 import { join } from "node:path";
 import { socketDir } from "@tsrunc/shim-contract/socket-path";
 import { openPty, type PtyStream, receiveFd } from "../native/index.js";
-import { type ChildFd, closeQuietly, openFifo, type StdioPaths } from "./stdio.js";
-import type { StdioHandle } from "./stdio-handle.js";
+import { closeQuietly, openFifo } from "./stdio.js";
+import type { ChildFd, StdioHandle, StdioPaths } from "./stdio-handle.js";
 
 export class ConsoleIO implements StdioHandle {
   readonly childStdio: [ChildFd, ChildFd, ChildFd] = ["ignore", "ignore", "ignore"];

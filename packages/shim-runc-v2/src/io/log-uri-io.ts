@@ -14,8 +14,8 @@ import { Socket } from "node:net";
 import { dirname } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { execa } from "execa";
-import { type ChildFd, closeQuietly, type MakePipe, ProcessIO, type StdioPaths } from "./stdio.js";
-import type { StdioHandle } from "./stdio-handle.js";
+import { closeQuietly, ProcessIO } from "./stdio.js";
+import type { ChildFd, MakePipe, StdioHandle, StdioPaths } from "./stdio-handle.js";
 
 /** How long a logger may take to close fd 5 (TSRUNC_LOGGER_READY_MS overrides, for tests). */
 export function loggerReadyTimeoutMs(): number {

@@ -1,8 +1,8 @@
 // Chooses how a process's stdio is served from what containerd asked for.
 import { ConsoleIO } from "./console-io.js";
 import { isLogUri, LogUriIO } from "./log-uri-io.js";
-import { type MakePipe, ProcessIO, type StdioPaths } from "./stdio.js";
-import type { StdioHandle } from "./stdio-handle.js";
+import { ProcessIO } from "./stdio.js";
+import type { MakePipe, StdioHandle, StdioPaths } from "./stdio-handle.js";
 
 export async function openStdio(
   paths: StdioPaths,

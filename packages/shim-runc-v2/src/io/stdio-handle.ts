@@ -1,7 +1,21 @@
 // What a process's stdio looks like to the process code, whether plain fds (ProcessIO), a
 // terminal (ConsoleIO) or a logging URI: fds to hand to runc, an optional console socket, and
-// the moments of its life (runc has returned, stdin closed, process exited, shim done).
-import type { ChildFd } from "./stdio.js";
+// the moments of its life (runc has returned, stdin closed, process exited, shim done). The
+// kinds of stdio import this file, never the other way round.
+
+/** What containerd asked for: fifo paths (or a log URI as stdout) and whether to use a terminal. */
+export interface StdioPaths {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+/** One of fd 0-2 of a process as runc gets it. */
+export type ChildFd = number | "ignore";
+
+/** Makes an anonymous pipe: [read end, write end], both close-on-exec. */
+export type MakePipe = () => [number, number];
 
 export interface StdioHandle {
   /** What runc (and so the process, unless it gets a terminal) gets as fd 0, 1 and 2. */

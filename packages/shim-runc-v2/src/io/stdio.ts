@@ -13,19 +13,7 @@
 import { closeSync, constants, lstatSync, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import type { StdioHandle } from "./stdio-handle.js";
-
-export interface StdioPaths {
-  stdin: string;
-  stdout: string;
-  stderr: string;
-  terminal: boolean;
-}
-
-export type ChildFd = number | "ignore";
-
-/** Makes an anonymous pipe: [read end, write end], both close-on-exec. */
-export type MakePipe = () => [number, number];
+import type { ChildFd, MakePipe, StdioHandle, StdioPaths } from "./stdio-handle.js";
 
 export function openFifo(path: string, flags: number, what: string): number {
   if (path.includes("\0") || !path.startsWith("/")) {

@@ -1,18 +1,7 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { packAny, runcoptions, tasktypes } from "@tsrunc/protocol/shim";
 import { Code } from "@tsrunc/ttrpc";
-import t, { type Test } from "tap";
-import { ProcessState } from "../process/process-state.js";
-import { type CheckpointOptions, RuncError } from "../runc/index.js";
-import type { TaskEvents } from "../shim-context.js";
-import {
-  type CheckpointableInit,
-  checkpointInit,
-  checkpointOptions,
-  runcCheckpointOptions,
-} from "./checkpoint.js";
+import t from "tap";
+import { checkpointOptions, checkpointPaths, runcCheckpointOptions } from "./checkpoint.js";
 
 t.test("options: absent means defaults; only containerd.runc.v1.CheckpointOptions is accepted", async (t) => {
   t.same(checkpointOptions(undefined), runcoptions.CheckpointOptions.create());
@@ -64,106 +53,17 @@ t.test("options map onto runc's flags as containerd's shim maps them", async (t)
   );
 });
 
-function fake(
-  t: Test,
-  status: "created" | "running" | "paused",
-  checkpoint: (o: CheckpointOptions) => Promise<void>,
-) {
-  const bundle = mkdtempSync(join(tmpdir(), "tsrunc-ckpt-"));
-  t.teardown(() => rmSync(bundle, { recursive: true, force: true }));
-  const state = new ProcessState();
-  if (status !== "created") state.transition("running");
-  if (status === "paused") state.transition("paused");
-  const events: string[] = [];
-  const init = {
-    containerId: "c1",
-    bundle,
-    state,
-    runc: { checkpoint: (_id: string, o: CheckpointOptions) => checkpoint(o) },
-  } as unknown as CheckpointableInit;
-  const ev = {
-    checkpointed: (e: { containerId: string; checkpoint: string }) =>
-      events.push(`${e.containerId} ${e.checkpoint}`),
-  } as unknown as TaskEvents;
-  return { init, ev, events, bundle };
-}
-
 const defaults = runcoptions.CheckpointOptions.create();
 
-t.test(
-  "a CRIU failure: the runc error's code and CRIU's lines, dump.log kept in the bundle, temp work dir gone",
-  async (t) => {
-    let workSeen = "";
-    const f = fake(t, "running", async (o) => {
-      workSeen = o.workPath ?? "";
-      t.ok(o.leaveRunning, "without exit the container is left running");
-      writeFileSync(
-        join(workSeen, "dump.log"),
-        "(00.001) Error (criu/kerndat.c:1): kerndat_vdso_fill_symtable failed\n",
-      );
-      throw new RuncError(
-        "criu failed: type DUMP errno 0\ncriu: Error (criu/kerndat.c:1): kerndat_vdso_fill_symtable failed",
-        {
-          kind: "failed",
-          command: "checkpoint",
-        },
-      );
-    });
-    await t.rejects(checkpointInit(f.init, f.ev, { path: "/img", options: defaults }), {
-      code: Code.Unknown,
-      message: new RegExp(
-        `OCI runtime checkpoint failed: criu failed.*kerndat_vdso_fill_symtable failed\\ncriu log: ${f.bundle}/criu-dump.log`,
-        "s",
-      ),
-    });
-    t.ok(workSeen.startsWith(join(f.bundle, "criu-work-")), "work dir in the bundle");
-    t.notOk(existsSync(workSeen), "temp work dir removed");
-    t.match(readFileSync(join(f.bundle, "criu-dump.log"), "utf8"), /kerndat_vdso_fill_symtable/);
-    t.equal(f.init.state.status, "running", "state unchanged");
-    t.same(f.events, []);
-  },
-);
-
-t.test(
-  "a given work path is used and kept; success publishes /tasks/checkpointed; paused is fine",
-  async (t) => {
-    const work = mkdtempSync(join(tmpdir(), "tsrunc-ckpt-work-"));
-    t.teardown(() => rmSync(work, { recursive: true, force: true }));
-    const f = fake(t, "paused", async (o) => {
-      t.equal(o.workPath, work);
-      t.equal(o.imagePath, "/from-options", "the options' image path when the request has none");
-      t.equal(o.leaveRunning, false);
-    });
-    const options = runcoptions.CheckpointOptions.create({
-      exit: true,
-      workPath: work,
-      imagePath: "/from-options",
-    });
-    await checkpointInit(f.init, f.ev, { path: "", options });
-    t.ok(existsSync(work), "kept");
-    t.same(f.events, ["c1 /from-options"]);
-    t.same(readdirSync(f.bundle), [], "nothing left in the bundle");
-  },
-);
-
-t.test("refused before runc: created container, relative or missing path", async (t) => {
-  const f = fake(t, "created", async () => {
-    t.fail("runc must not run");
-  });
-  await t.rejects(checkpointInit(f.init, f.ev, { path: "/img", options: defaults }), {
-    code: Code.FailedPrecondition,
-  });
-  const g = fake(t, "running", async () => {
-    t.fail("runc must not run");
-  });
-  await t.rejects(checkpointInit(g.init, g.ev, { path: "img", options: defaults }), {
-    code: Code.InvalidArgument,
-  });
-  await t.rejects(checkpointInit(g.init, g.ev, { path: "", options: defaults }), {
-    code: Code.InvalidArgument,
-  });
-  const work = runcoptions.CheckpointOptions.create({ workPath: "rel" });
-  await t.rejects(checkpointInit(g.init, g.ev, { path: "/img", options: work }), {
+// The checkpoint itself (states, CRIU's log, events): task-service.test.ts, with a fake runc.
+t.test("paths: the request's, else the options'; absolute only", async (t) => {
+  const o = runcoptions.CheckpointOptions.create({ imagePath: "/from-options", workPath: "/w" });
+  t.same(checkpointPaths("/img", o), { imagePath: "/img", workPath: "/w" });
+  t.same(checkpointPaths("", o), { imagePath: "/from-options", workPath: "/w" });
+  t.same(checkpointPaths("/img", defaults), { imagePath: "/img", workPath: undefined });
+  t.throws(() => checkpointPaths("img", defaults), { code: Code.InvalidArgument });
+  t.throws(() => checkpointPaths("", defaults), { code: Code.InvalidArgument });
+  t.throws(() => checkpointPaths("/img", runcoptions.CheckpointOptions.create({ workPath: "rel" })), {
     code: Code.InvalidArgument,
   });
 });

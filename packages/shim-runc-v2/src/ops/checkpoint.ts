@@ -11,14 +11,13 @@
 // A failed dump leaves the container as it was (CRIU stops before it touches the process when
 // it fails early, as it does on this kernel), so the state is not changed. The call follows the
 // request's deadline: runc is killed when containerd gives up.
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
-import { isAbsolute, join } from "node:path";
+//
+// This file holds the request's checks and the mapping onto runc's flags; the checkpoint itself
+// is InitProcess.checkpoint.
+import { isAbsolute } from "node:path";
 import { isAnyOf, runcoptions, type task, unpackAnyAs } from "@tsrunc/protocol/shim";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { type CheckpointOptions, runcErrorToStatus } from "../runc/index.js";
-import type { TaskEvents } from "../shim-context.js";
-import type { ContainerLookup, PausableInit } from "./pause.js";
-import { serialized } from "./serial.js";
+import type { CheckpointOptions } from "../runc/index.js";
 
 const CGROUP_MODES = ["soft", "full", "strict", "ignore"] as const;
 
@@ -75,48 +74,13 @@ export function runcCheckpointOptions(
   };
 }
 
-export interface CheckpointableInit extends PausableInit {
-  readonly bundle: string;
-}
-
-export async function checkpointInit(
-  init: CheckpointableInit,
-  events: TaskEvents,
-  req: { path: string; options: runcoptions.CheckpointOptions },
-  signal?: AbortSignal,
-): Promise<void> {
-  const imagePath = absolute("checkpoint path", req.path || req.options.imagePath);
-  const givenWork = req.options.workPath ? absolute("work path", req.options.workPath) : undefined;
-  return serialized(init, async () => {
-    init.state.require("checkpoint", "running", "paused");
-    const work = givenWork ?? (await mkdtemp(join(init.bundle, "criu-work-")));
-    try {
-      const opts = runcCheckpointOptions(imagePath, req.options, work);
-      await init.runc.checkpoint(init.containerId, signal ? { ...opts, signal } : opts);
-    } catch (err) {
-      if (err instanceof TtrpcError) throw err;
-      // containerd's shim keeps CRIU's log in the bundle and names it in the error.
-      const kept = join(init.bundle, "criu-dump.log");
-      const saved = await copyFile(join(work, "dump.log"), kept).then(
-        () => true,
-        () => false,
-      );
-      const status = runcErrorToStatus(err, "checkpoint");
-      if (!saved) throw status;
-      throw new TtrpcError(status.code, `${status.message}\ncriu log: ${kept}`, { cause: err });
-    } finally {
-      if (!givenWork) await rm(work, { recursive: true, force: true }).catch(() => {});
-    }
-    events.checkpointed({ containerId: init.containerId, checkpoint: imagePath });
-  });
-}
-
-export async function checkpointTask(
-  svc: ContainerLookup,
-  req: task.CheckpointTaskRequest,
-  signal?: AbortSignal,
-): Promise<Record<string, never>> {
-  const init = svc.container(req.id).init;
-  await init.checkpoint({ path: req.path, options: checkpointOptions(req.options) }, signal);
-  return {};
+/** Where the image goes (the request's path, else the options') and CRIU's work dir if one was given. */
+export function checkpointPaths(
+  path: string,
+  o: runcoptions.CheckpointOptions,
+): { imagePath: string; workPath: string | undefined } {
+  return {
+    imagePath: absolute("checkpoint path", path || o.imagePath),
+    workPath: o.workPath ? absolute("work path", o.workPath) : undefined,
+  };
 }

@@ -1,9 +1,7 @@
 import { cgroup1, cgroup2, unpackAnyAs } from "@tsrunc/protocol/shim";
-import { Code } from "@tsrunc/ttrpc";
 import t from "tap";
-import { ProcessState } from "../process/process-state.js";
-import { RuncError, type RuncStats } from "../runc/index.js";
-import { type StatsInit, statsOf, toV1Metrics, toV2Metrics, u64 } from "./stats.js";
+import type { RuncStats } from "../runc/index.js";
+import { packMetrics, toV1Metrics, toV2Metrics, u64 } from "./stats.js";
 
 // `runc events --stats` of a busy busybox shell on this host (runc 1.1.5, cgroup v1), shortened.
 const V1: RuncStats = JSON.parse(
@@ -117,40 +115,12 @@ t.test("v2 metrics: microseconds, swap without memory, io by device", async (t) 
   t.equal(unlimited.memory?.swapLimit, (1n << 64n) - 1n, "unlimited swap stays unlimited");
 });
 
-function fakeInit(status: "created" | "running" | "stopped", stats: () => Promise<RuncStats>): StatsInit {
-  const state = new ProcessState();
-  if (status !== "created") state.transition("running");
-  if (status === "stopped") state.setExited({ status: 0, exitedAt: new Date() });
-  return { containerId: "c1", state, runc: { stats } } as unknown as StatsInit;
-}
-
-t.test(
-  "statsOf packs v1 or v2 Metrics; stopped is FailedPrecondition; runc errors keep their code",
-  async (t) => {
-    const v1 = await statsOf(
-      fakeInit("running", async () => V1),
-      undefined,
-      false,
-    );
-    t.equal(v1.stats?.typeUrl, "io.containerd.cgroups.v1.Metrics");
-    t.equal(unpackAnyAs(v1.stats!, cgroup1.Metrics).pids?.current, 1n);
-    const v2 = await statsOf(
-      fakeInit("created", async () => V1),
-      undefined,
-      true,
-    );
-    t.equal(v2.stats?.typeUrl, "io.containerd.cgroups.v2.Metrics");
-    t.equal(unpackAnyAs(v2.stats!, cgroup2.Metrics).cpu?.usageUsec, 79232n);
-    await t.rejects(statsOf(fakeInit("stopped", async () => t.fail("runc must not run") as never)), {
-      code: Code.FailedPrecondition,
-    });
-    await t.rejects(
-      statsOf(
-        fakeInit("running", async () => {
-          throw new RuncError("container does not exist", { kind: "not-found", command: "events" });
-        }),
-      ),
-      { code: Code.NotFound },
-    );
-  },
-);
+// Which states may ask for stats, and runc's errors: task-service.test.ts (the Task service with a fake runc).
+t.test("packMetrics packs v1 or v2 Metrics", async (t) => {
+  const v1 = packMetrics(V1, undefined, false);
+  t.equal(v1.typeUrl, "io.containerd.cgroups.v1.Metrics");
+  t.equal(unpackAnyAs(v1, cgroup1.Metrics).pids?.current, 1n);
+  const v2 = packMetrics(V1, undefined, true);
+  t.equal(v2.typeUrl, "io.containerd.cgroups.v2.Metrics");
+  t.equal(unpackAnyAs(v2, cgroup2.Metrics).cpu?.usageUsec, 79232n);
+});

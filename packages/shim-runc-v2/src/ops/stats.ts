@@ -12,10 +12,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cgroup1, cgroup2, packAny, type task } from "@tsrunc/protocol/shim";
-import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { type RuncStats, runcErrorToStatus } from "../runc/index.js";
+import type { RuncStats } from "../runc/index.js";
 import { isUnifiedHost, type MemoryCgroup, parseFlatKeyed } from "./cgroup.js";
-import type { ContainerLookup, PausableInit } from "./pause.js";
 
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -312,37 +310,17 @@ function readExtras(cgroup: MemoryCgroup | undefined): CgroupExtras {
   }
 }
 
-export interface StatsInit extends PausableInit {
-  readonly oom?: { readonly cgroup: MemoryCgroup } | undefined;
-}
-
-export async function statsOf(
-  init: StatsInit,
-  signal?: AbortSignal,
+/**
+ * runc's numbers as the Metrics Any containerd expects: io.containerd.cgroups.v2.Metrics on a
+ * unified host, else v1, with what the memory cgroup adds (memory.oom_control / memory.events).
+ */
+export function packMetrics(
+  stats: RuncStats,
+  cgroup: MemoryCgroup | undefined,
   unified = isUnifiedHost(),
-): Promise<task.StatsResponse> {
-  // A stopped container's cgroup is about to go; runc refuses too ("is not running").
-  init.state.require("collect stats of", "created", "running", "paused");
-  let stats: RuncStats;
-  try {
-    stats = await init.runc.stats(init.containerId, signal ? { signal } : undefined);
-  } catch (err) {
-    if (init.state.exit)
-      throw new TtrpcError(Code.FailedPrecondition, "cannot collect stats of a stopped process");
-    throw runcErrorToStatus(err, "stats");
-  }
-  const extras = readExtras(init.oom?.cgroup);
-  return {
-    stats: unified
-      ? packAny(cgroup2.Metrics, toV2Metrics(stats, extras))
-      : packAny(cgroup1.Metrics, toV1Metrics(stats, extras, blockDeviceName)),
-  };
-}
-
-export function statsTask(
-  svc: ContainerLookup,
-  req: task.StatsRequest,
-  signal?: AbortSignal,
-): Promise<task.StatsResponse> {
-  return statsOf(svc.container(req.id).init, signal);
+): NonNullable<task.StatsResponse["stats"]> {
+  const extras = readExtras(cgroup);
+  return unified
+    ? packAny(cgroup2.Metrics, toV2Metrics(stats, extras))
+    : packAny(cgroup1.Metrics, toV1Metrics(stats, extras, blockDeviceName));
 }

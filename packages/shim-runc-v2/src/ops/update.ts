@@ -4,16 +4,24 @@
 //
 // The JSON goes to runc as received, after checking that it is one JSON object: parsing and
 // re-serializing would round 64-bit values (a memory limit of MaxInt64, say) to doubles. Like
-// containerd's shim, a created, running or paused container may be updated; a stopped one not.
+// containerd's shim, a created, running or paused container may be updated; a stopped one not
+// (process-state-table.ts); the update itself is InitProcess.update.
 // Annotations of the request are not used (containerd's runc shim ignores them too).
 import { isAnyOf, OciLinuxResourcesType, type task } from "@tsrunc/protocol/shim";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { runcErrorToStatus } from "../runc/index.js";
-import type { ContainerLookup, PausableInit } from "./pause.js";
-import { serialized } from "./serial.js";
 
 /** The LinuxResources JSON text of an UpdateTaskRequest; InvalidArgument for anything else. */
 export function resourcesJson(any: task.UpdateTaskRequest["resources"]): string {
+  try {
+    return checkedResources(any);
+  } catch (err) {
+    // A fatal TextDecoder error (not UTF-8) is also the caller's mistake.
+    if (err instanceof TtrpcError) throw err;
+    throw new TtrpcError(Code.InvalidArgument, `resources: ${(err as Error).message}`);
+  }
+}
+
+function checkedResources(any: task.UpdateTaskRequest["resources"]): string {
   if (!any || (!any.typeUrl && any.value.length === 0)) {
     throw new TtrpcError(Code.InvalidArgument, "update needs resources");
   }
@@ -34,34 +42,4 @@ export function resourcesJson(any: task.UpdateTaskRequest["resources"]): string 
     throw new TtrpcError(Code.InvalidArgument, "resources must be a JSON object");
   }
   return text;
-}
-
-export function updateInit(init: PausableInit, resources: string, signal?: AbortSignal): Promise<void> {
-  return serialized(init, async () => {
-    init.state.require("update", "created", "running", "paused");
-    try {
-      await init.runc.update(init.containerId, resources, signal ? { signal } : undefined);
-    } catch (err) {
-      if (init.state.exit) throw new TtrpcError(Code.FailedPrecondition, "cannot update a stopped process");
-      throw runcErrorToStatus(err, "update");
-    }
-  });
-}
-
-export async function updateTask(
-  svc: ContainerLookup,
-  req: task.UpdateTaskRequest,
-  signal?: AbortSignal,
-): Promise<Record<string, never>> {
-  const init = svc.container(req.id).init;
-  let text: string;
-  try {
-    text = resourcesJson(req.resources);
-  } catch (err) {
-    // A fatal TextDecoder error (not UTF-8) is also the caller's mistake.
-    if (err instanceof TtrpcError) throw err;
-    throw new TtrpcError(Code.InvalidArgument, `resources: ${(err as Error).message}`);
-  }
-  await updateInit(init, text, signal);
-  return {};
 }

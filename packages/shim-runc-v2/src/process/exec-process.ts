@@ -1,17 +1,20 @@
-// A process added to a running container with Exec: registered (created) by Exec, run by Start
-// with `runc exec --detach`, signalled directly by pid, removed by Delete.
+// A process added to a container with Exec: registered (created) by Exec, run by Start with
+// `runc exec --detach`, signalled directly by pid, removed by Delete. Which request fits which
+// state (its own, and for Start its container's) is process-state-table.ts.
 import { join } from "node:path";
 import type { OciProcess } from "@tsrunc/protocol/shim";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { openStdio } from "../io/open-stdio.js";
-import type { StdioPaths } from "../io/stdio.js";
+import type { StdioPaths } from "../io/stdio-handle.js";
 import { type ProcessSpec, runcErrorToStatus } from "../runc/index.js";
 import type { ShimContext } from "../shim-context.js";
 import type { InitProcess } from "./init-process.js";
 import type { ExitInfo } from "./process-state.js";
+import { refusal } from "./process-state-table.js";
 import { ShimProcess } from "./shim-process.js";
 
 export class ExecProcess extends ShimProcess {
+  readonly kind = "exec";
   readonly #init: InitProcess;
   readonly #spec: OciProcess;
 
@@ -22,58 +25,58 @@ export class ExecProcess extends ShimProcess {
     ctx.events.execAdded({ containerId: this.containerId, execId });
   }
 
-  async start(): Promise<number> {
-    this.state.require("start", "created");
-    this.#init.state.require("exec in", "running");
-    return this.guardStart(async () => {
-      // The exec's process spec decides the terminal; containerd's flag must agree with it.
-      const spec = { ...this.#spec, terminal: this.stdio.terminal } as ProcessSpec;
-      try {
-        this.io = await openStdio(this.stdio, this.ctx.makePipe, {
-          containerId: this.containerId,
-          namespace: this.ctx.namespace,
-        });
-        const since = new Date();
-        const { pid } = await this.#init.runc.exec(this.containerId, spec, {
-          pidFile: join(this.#init.bundle, `${this.execId}.pid`),
-          stdio: this.io.childStdio,
-          consoleSocket: this.io.consoleSocket,
-        });
-        await this.io.afterCreate();
-        this.pid = pid;
-        this.watchExit(since);
-      } catch (err) {
-        this.io?.close();
-        this.io = undefined;
-        throw runcErrorToStatus(err, "exec");
-      }
-      this.state.transition("running");
-      this.ctx.events.execStarted({ containerId: this.containerId, execId: this.execId, pid: this.pid });
-      return this.pid;
+  start(): Promise<number> {
+    return this.locked("start", () => {
+      this.#init.check("exec-start");
+      return this.guardStart(() => this.#start());
     });
   }
 
-  async kill(signal: number): Promise<void> {
-    if (this.state.status === "created")
-      throw new TtrpcError(Code.FailedPrecondition, "exec has not started");
-    if (this.state.exit || this.state.status === "deleted") {
-      throw new TtrpcError(Code.NotFound, "process already finished");
-    }
+  async #start(): Promise<number> {
+    // The exec's process spec decides the terminal; containerd's flag must agree with it.
+    const spec = { ...this.#spec, terminal: this.stdio.terminal } as ProcessSpec;
     try {
-      process.kill(this.pid, signal);
+      this.io = await openStdio(this.stdio, this.ctx.makePipe, {
+        containerId: this.containerId,
+        namespace: this.ctx.namespace,
+      });
+      const since = new Date();
+      const { pid } = await this.#init.runc.exec(this.containerId, spec, {
+        pidFile: join(this.#init.bundle, `${this.execId}.pid`),
+        stdio: this.io.childStdio,
+        consoleSocket: this.io.consoleSocket,
+      });
+      await this.io.afterCreate();
+      this.pid = pid;
+      this.watchExit(since);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH")
-        throw new TtrpcError(Code.NotFound, "process already finished");
+      this.io?.close();
+      this.io = undefined;
+      throw runcErrorToStatus(err, "exec");
+    }
+    this.state.transition("running");
+    this.ctx.events.execStarted({ containerId: this.containerId, execId: this.execId, pid: this.pid });
+    return this.pid;
+  }
+
+  async kill(signal: number): Promise<void> {
+    this.check("kill");
+    try {
+      if (this.ctx.killPid) this.ctx.killPid(this.pid, signal);
+      else process.kill(this.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") throw refusal("kill", "stopped", "exec");
       throw new TtrpcError(Code.Unknown, `kill exec ${this.execId}: ${(err as Error).message}`);
     }
   }
 
-  async delete(): Promise<ExitInfo & { pid: number }> {
-    this.state.require("delete", "created", "stopped");
-    this.io?.close();
-    const exit = this.state.exit ?? { status: 0, exitedAt: new Date() };
-    this.state.transition("deleted");
-    return { ...exit, pid: this.pid };
+  delete(): Promise<ExitInfo & { pid: number }> {
+    return this.locked("delete", async () => {
+      this.io?.close();
+      const exit = this.state.exit ?? { status: 0, exitedAt: new Date() };
+      this.state.transition("deleted");
+      return { ...exit, pid: this.pid };
+    });
   }
 
   protected publishExit(exit: ExitInfo): void {

@@ -1,17 +1,23 @@
 // A container's init process: created by `runc create`, started by `runc start`, signalled with
-// `runc kill`, removed with `runc delete`. Its exit ends the container.
+// `runc kill`, frozen and thawed with `runc pause` / `runc resume`, given new limits with
+// `runc update`, dumped with `runc checkpoint`, removed with `runc delete`. Its exit ends the
+// container. Which request fits which state is process-state-table.ts; the request checks and
+// conversions these methods use live in ops/.
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { runcoptions, task } from "@tsrunc/protocol/shim";
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { openStdio } from "../io/open-stdio.js";
-import type { StdioPaths } from "../io/stdio.js";
+import type { StdioPaths } from "../io/stdio-handle.js";
 import { type MountSpec, mountRootfs, unmountRootfs } from "../mount.js";
-import { checkpointInit } from "../ops/checkpoint.js";
+import { checkpointPaths, runcCheckpointOptions } from "../ops/checkpoint.js";
 import { type OomWatch, watchOom } from "../ops/oom.js";
-import { pauseInit, resumeInit, thawAfterExit } from "../ops/pause.js";
-import { type Runc, runcErrorToStatus } from "../runc/index.js";
-import type { ShimContext } from "../shim-context.js";
+import { packMetrics } from "../ops/stats.js";
+import { runcErrorToStatus } from "../runc/index.js";
+import type { RuncDriver, ShimContext } from "../shim-context.js";
 import type { ExitInfo } from "./process-state.js";
+import { refusal } from "./process-state-table.js";
 import { ShimProcess } from "./shim-process.js";
 
 export interface InitOptions {
@@ -19,14 +25,15 @@ export interface InitOptions {
   bundle: string;
   rootfs: MountSpec[];
   stdio: StdioPaths;
-  runc: Runc;
+  runc: RuncDriver;
   noPivotRoot?: boolean;
   noNewKeyring?: boolean;
 }
 
 export class InitProcess extends ShimProcess {
+  readonly kind = "init";
   readonly bundle: string;
-  readonly runc: Runc;
+  readonly runc: RuncDriver;
   readonly rootfs: MountSpec[];
   /** Publishes /tasks/oom for the container's memory cgroup (ops/oom.ts). */
   oom: OomWatch | undefined;
@@ -73,45 +80,160 @@ export class InitProcess extends ShimProcess {
     return p;
   }
 
-  async start(): Promise<number> {
-    this.state.require("start", "created");
-    return this.guardStart(async () => {
-      try {
-        await this.runc.start(this.containerId);
-      } catch (err) {
-        throw runcErrorToStatus(err, "start");
-      }
-      // The process may already have exited: its exit waits for this (guardStart).
-      this.state.transition("running");
-      this.ctx.events.start({ containerId: this.containerId, pid: this.pid });
-      return this.pid;
-    });
+  start(): Promise<number> {
+    return this.locked("start", () =>
+      this.guardStart(async () => {
+        try {
+          await this.runc.start(this.containerId);
+        } catch (err) {
+          throw runcErrorToStatus(err, "start");
+        }
+        // The process may already have exited: its exit waits for this (guardStart).
+        this.state.transition("running");
+        this.ctx.events.start({ containerId: this.containerId, pid: this.pid });
+        return this.pid;
+      }),
+    );
   }
 
   async kill(signal: number, all: boolean): Promise<void> {
-    if (this.state.status === "stopped" || this.state.status === "deleted") {
-      throw new TtrpcError(Code.NotFound, "process already finished");
-    }
+    this.check("kill");
     try {
       await this.runc.kill(this.containerId, signal, { all });
     } catch (err) {
       // The init may exit between our check and runc's: runc then says it is not running.
-      if (this.state.exit) throw new TtrpcError(Code.NotFound, "process already finished");
+      if (this.state.exit) throw refusal("kill", "stopped");
       throw runcErrorToStatus(err, "kill");
     }
   }
 
-  /** Pause, Resume and Checkpoint live in ops/; these bind them to this process's context. */
+  /** Removes the container from runc, unmounts the rootfs and reports the exit. */
+  delete(): Promise<ExitInfo & { pid: number }> {
+    return this.locked("delete", async () => {
+      if (this.state.status === "created") {
+        // Never started: runc delete --force kills the waiting init; its exit arrives via the reaper.
+        await this.runc.delete(this.containerId, { force: true }).catch((err) => {
+          throw runcErrorToStatus(err, "delete");
+        });
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.state.wait(), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
+      } else {
+        await this.runc.delete(this.containerId, { force: true }).catch((err) => {
+          const status = runcErrorToStatus(err, "delete");
+          if (status.code !== Code.NotFound) throw status;
+        });
+      }
+      this.io?.close();
+      this.oom?.close();
+      await unmountRootfs(this.bundle);
+      const exit = this.state.exit ?? { status: 137, exitedAt: new Date() };
+      if (!this.state.exit) this.state.setExited(exit);
+      this.state.transition("deleted");
+      this.ctx.events.delete({
+        containerId: this.containerId,
+        id: this.containerId,
+        pid: this.pid,
+        exitStatus: exit.status,
+        exitedAt: exit.exitedAt,
+      });
+      return { ...exit, pid: this.pid };
+    });
+  }
+
+  /**
+   * Pause: `runc pause` freezes every process of the container (the freezer cgroup); State then
+   * answers PAUSED, Exec is refused, and /tasks/paused follows.
+   */
   pause(): Promise<void> {
-    return pauseInit(this, this.ctx.events);
+    return this.locked("pause", async () => {
+      try {
+        await this.runc.pause(this.containerId);
+      } catch (err) {
+        // The init may have exited between our check and runc's.
+        if (this.state.exit) throw refusal("pause", "stopped");
+        throw runcErrorToStatus(err, "pause");
+      }
+      if (this.state.status !== "running") {
+        // It exited while runc froze it: leave nothing frozen behind.
+        await this.runc.resume(this.containerId).catch(() => {});
+        throw refusal("pause", this.state.status);
+      }
+      this.state.transition("paused");
+      this.ctx.events.paused({ containerId: this.containerId });
+    });
   }
 
+  /** Resume: `runc resume` thaws the container; /tasks/resumed follows. */
   resume(): Promise<void> {
-    return resumeInit(this, this.ctx.events);
+    return this.locked("resume", async () => {
+      try {
+        await this.runc.resume(this.containerId);
+      } catch (err) {
+        if (this.state.exit) throw refusal("resume", "stopped");
+        throw runcErrorToStatus(err, "resume");
+      }
+      // An exit recorded meanwhile already moved the state to stopped; that stays.
+      if (this.state.status === "paused") this.state.transition("running");
+      this.ctx.events.resumed({ containerId: this.containerId });
+    });
   }
 
-  checkpoint(req: Parameters<typeof checkpointInit>[2], signal?: AbortSignal): Promise<void> {
-    return checkpointInit(this, this.ctx.events, req, signal);
+  /** Update: new cgroup limits, the LinuxResources JSON as received (ops/update.ts). */
+  update(resources: string, signal?: AbortSignal): Promise<void> {
+    return this.locked("update", async () => {
+      try {
+        await this.runc.update(this.containerId, resources, signal ? { signal } : undefined);
+      } catch (err) {
+        if (this.state.exit) throw refusal("update", "stopped");
+        throw runcErrorToStatus(err, "update");
+      }
+    });
+  }
+
+  /**
+   * Checkpoint: `runc checkpoint` (CRIU) into the request's path (ops/checkpoint.ts). CRIU's work
+   * dir is the options' work_path, else a temp dir in the bundle removed afterwards; on failure
+   * CRIU's dump.log is kept as <bundle>/criu-dump.log and named in the error, as containerd's
+   * shim does. A failed dump leaves the container as it was, so the state does not change. runc
+   * is killed when the call's deadline passes.
+   */
+  checkpoint(path: string, options: runcoptions.CheckpointOptions, signal?: AbortSignal): Promise<void> {
+    const { imagePath, workPath } = checkpointPaths(path, options);
+    return this.locked("checkpoint", async () => {
+      const work = workPath ?? (await mkdtemp(join(this.bundle, "criu-work-")));
+      try {
+        const opts = runcCheckpointOptions(imagePath, options, work);
+        await this.runc.checkpoint(this.containerId, signal ? { ...opts, signal } : opts);
+      } catch (err) {
+        if (err instanceof TtrpcError) throw err;
+        const kept = join(this.bundle, "criu-dump.log");
+        const saved = await copyFile(join(work, "dump.log"), kept).then(
+          () => true,
+          () => false,
+        );
+        const status = runcErrorToStatus(err, "checkpoint");
+        if (!saved) throw status;
+        throw new TtrpcError(status.code, `${status.message}\ncriu log: ${kept}`, { cause: err });
+      } finally {
+        if (!workPath) await rm(work, { recursive: true, force: true }).catch(() => {});
+      }
+      this.ctx.events.checkpointed({ containerId: this.containerId, checkpoint: imagePath });
+    });
+  }
+
+  /** Stats: `runc events --stats` packed as containerd's cgroup Metrics (ops/stats.ts). */
+  async stats(signal?: AbortSignal, unified?: boolean): Promise<task.StatsResponse> {
+    // A stopped container's cgroup is about to go; runc refuses too ("is not running").
+    this.check("stats");
+    let stats: Awaited<ReturnType<RuncDriver["stats"]>>;
+    try {
+      stats = await this.runc.stats(this.containerId, signal ? { signal } : undefined);
+    } catch (err) {
+      if (this.state.exit) throw refusal("stats", "stopped");
+      throw runcErrorToStatus(err, "stats");
+    }
+    return { stats: packMetrics(stats, this.oom?.cgroup, unified) };
   }
 
   protected override onExit(exit: ExitInfo): void {
@@ -119,38 +241,22 @@ export class InitProcess extends ShimProcess {
     this.oom?.check();
     const wasPaused = this.state.status === "paused";
     super.onExit(exit);
-    if (wasPaused) thawAfterExit(this, this.ctx.log);
+    if (wasPaused) this.#thawAfterExit();
   }
 
-  /** Removes the container from runc, unmounts the rootfs and reports the exit. */
-  async delete(): Promise<ExitInfo & { pid: number }> {
-    this.state.require("delete", "created", "stopped");
-    if (this.state.status === "created") {
-      // Never started: runc delete --force kills the waiting init; its exit arrives via the reaper.
-      await this.runc.delete(this.containerId, { force: true }).catch((err) => {
-        throw runcErrorToStatus(err, "delete");
-      });
-      await Promise.race([this.state.wait(), new Promise((r) => setTimeout(r, 2000))]);
-    } else {
-      await this.runc.delete(this.containerId, { force: true }).catch((err) => {
-        const status = runcErrorToStatus(err, "delete");
-        if (status.code !== Code.NotFound) throw status;
-      });
-    }
-    this.io?.close();
-    this.oom?.close();
-    await unmountRootfs(this.bundle);
-    const exit = this.state.exit ?? { status: 137, exitedAt: new Date() };
-    if (!this.state.exit) this.state.setExited(exit);
-    this.state.transition("deleted");
-    this.ctx.events.delete({
-      containerId: this.containerId,
-      id: this.containerId,
-      pid: this.pid,
-      exitStatus: exit.status,
-      exitedAt: exit.exitedAt,
+  /**
+   * The init exited while paused: thaw the cgroup, as containerd's shim does, so that nothing
+   * else in it stays frozen (it could be neither killed nor reaped). Facts (containerd 1.6's
+   * pkg/process/init_state.go, runc 1.1.5 here): a paused container's Kill simply runs `runc
+   * kill`; runc thaws the cgroup itself after SIGKILL to a paused init (cgroup v1 holds signals
+   * to frozen tasks until they thaw), so SIGKILL ends a paused container at once, while other
+   * signals stay pending until Resume. Never throws.
+   */
+  #thawAfterExit(): void {
+    this.runc.resume(this.containerId).catch((err: Error) => {
+      // runc says "container not running" once the container is fully stopped: nothing is frozen.
+      this.ctx.log.debug({ err: err.message }, "resume after exit while paused");
     });
-    return { ...exit, pid: this.pid };
   }
 
   protected publishExit(exit: ExitInfo): void {

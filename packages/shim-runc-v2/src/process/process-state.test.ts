@@ -1,6 +1,7 @@
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import t from "tap";
 import { ProcessState } from "./process-state.js";
+import { checkOperation } from "./process-state-table.js";
 
 t.test("normal life: created → running → stopped → deleted", async (t) => {
   const s = new ProcessState();
@@ -27,7 +28,7 @@ t.test("wrong transitions are FailedPrecondition", async (t) => {
   }
   s.transition("running");
   t.throws(() => s.transition("deleted"));
-  t.throws(() => s.require("delete", "created", "stopped"));
+  t.throws(() => checkOperation("init", "delete", s.status), { code: Code.FailedPrecondition });
 });
 
 t.test("a waiter can be canceled", async (t) => {

@@ -1,29 +1,16 @@
-// The life of one process (a container's init or an exec), as containerd sees it:
-//
-//   created ──start──▶ running ──exit──▶ stopped ──delete──▶ deleted
-//      │                  ▲ │                                  ▲
-//      │                  │ pause/resume (paused)              │
-//      └──────exit / delete (never started) ───────────────────┘
-//
-// A request that does not fit the current state is FailedPrecondition; the caller turns
-// "process does not exist" into NotFound before it gets here.
+// The life of one process (a container's init or an exec): its status, its exit once it has
+// one, and everyone waiting for that exit. Which status may follow which, and which request a
+// status accepts, is process-state-table.ts.
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { type Status, TRANSITIONS } from "./process-state-table.js";
 
-export type Status = "created" | "running" | "paused" | "stopped" | "deleted";
+export type { Status } from "./process-state-table.js";
 
 export interface ExitInfo {
   /** Exit code, or 128 + signal number when a signal ended the process (what containerd reports). */
   status: number;
   exitedAt: Date;
 }
-
-const allowed: Record<Status, readonly Status[]> = {
-  created: ["running", "stopped", "deleted"],
-  running: ["paused", "stopped"],
-  paused: ["running", "stopped"],
-  stopped: ["deleted"],
-  deleted: [],
-};
 
 export class ProcessState {
   #status: Status = "created";
@@ -38,15 +25,8 @@ export class ProcessState {
     return this.#exit;
   }
 
-  /** Throws FailedPrecondition unless the process is in one of `states`. */
-  require(action: string, ...states: Status[]): void {
-    if (!states.includes(this.#status)) {
-      throw new TtrpcError(Code.FailedPrecondition, `cannot ${action} a ${this.#status} process`);
-    }
-  }
-
   transition(to: Status): void {
-    if (!allowed[this.#status].includes(to)) {
+    if (!TRANSITIONS[this.#status].includes(to)) {
       throw new TtrpcError(Code.FailedPrecondition, `process is ${this.#status}, cannot become ${to}`);
     }
     this.#status = to;

@@ -1,12 +1,13 @@
-// What init and exec processes share: identity, pid, the state machine, stdio, and the
-// bookkeeping that keeps events in order. An exit that the reaper reports while Start is still
-// in flight is held until Start has replied, so containerd never sees /tasks/exit before the
-// start it belongs to.
+// What init and exec processes share: identity, pid, the state machine, stdio, the process's
+// lock, and the bookkeeping that keeps events in order. An exit that the reaper reports while
+// Start is still in flight is held until Start has replied, so containerd never sees /tasks/exit
+// before the start it belongs to.
 
-import type { StdioPaths } from "../io/stdio.js";
-import type { StdioHandle } from "../io/stdio-handle.js";
+import type { StdioHandle, StdioPaths } from "../io/stdio-handle.js";
 import type { ShimContext } from "../shim-context.js";
+import { Mutex } from "./mutex.js";
 import { type ExitInfo, ProcessState } from "./process-state.js";
+import { checkOperation, type Operation, type ProcessKind } from "./process-state-table.js";
 
 export abstract class ShimProcess {
   readonly containerId: string;
@@ -17,6 +18,7 @@ export abstract class ShimProcess {
   pid = 0;
   protected io: StdioHandle | undefined;
   protected readonly ctx: ShimContext;
+  readonly #lock = new Mutex();
   #startDone: Promise<void> = Promise.resolve();
 
   constructor(ctx: ShimContext, containerId: string, execId: string, stdio: StdioPaths) {
@@ -26,9 +28,24 @@ export abstract class ShimProcess {
     this.stdio = stdio;
   }
 
+  abstract readonly kind: ProcessKind;
+
   /** The id containerd uses for this process in events: the exec id, or the container id. */
   get eventId(): string {
     return this.execId || this.containerId;
+  }
+
+  /** Throws FailedPrecondition or NotFound unless `op` fits the current state (process-state-table.ts). */
+  check(op: Operation): void {
+    checkOperation(this.kind, op, this.state.status);
+  }
+
+  /** Runs `fn` holding this process's lock, once `op` has been checked against the state it finds. */
+  protected locked<T>(op: Operation, fn: () => Promise<T>): Promise<T> {
+    return this.#lock.run(async () => {
+      this.check(op);
+      return fn();
+    });
   }
 
   /** Runs `fn` as the start of this process; exits wait until it has finished. */
@@ -69,11 +86,13 @@ export abstract class ShimProcess {
 
   /** CloseIO: the process reads EOF on stdin once the client has closed its end too. */
   closeStdin(): void {
+    this.check("close-io");
     this.io?.closeStdin();
   }
 
-  /** ResizePty. */
+  /** ResizePty; a no-op for a process without a terminal. */
   resize(width: number, height: number): void {
+    this.check("resize-pty");
     if (!this.stdio.terminal) return;
     this.io?.resize(width, height);
   }

@@ -1,13 +1,13 @@
 import t from "tap";
-import { serialized } from "./serial.js";
+import { Mutex } from "./mutex.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test("calls for one key run one after another, in call order, even when one fails", async (t) => {
-  const key = {};
+t.test("calls run one after another, in call order, even when one fails", async (t) => {
+  const lock = new Mutex();
   const log: string[] = [];
   const op = (name: string, ms: number, fail = false) =>
-    serialized(key, async () => {
+    lock.run(async () => {
       log.push(`${name}+`);
       await sleep(ms);
       log.push(`${name}-`);
@@ -22,13 +22,13 @@ t.test("calls for one key run one after another, in call order, even when one fa
   );
 });
 
-t.test("different keys do not wait for each other", async (t) => {
+t.test("two locks do not wait for each other", async (t) => {
   const log: string[] = [];
-  const slow = serialized({}, async () => {
+  const slow = new Mutex().run(async () => {
     await sleep(50);
     log.push("slow");
   });
-  const fast = serialized({}, async () => {
+  const fast = new Mutex().run(async () => {
     log.push("fast");
   });
   await Promise.all([slow, fast]);
