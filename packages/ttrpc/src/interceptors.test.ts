@@ -370,3 +370,23 @@ t.test("without interceptors nothing changes; ctx is the CallContext handlers al
   t.same(await c.service(TestService).echo({ text: "same" }), { text: "same" });
   t.equal(ctxSeen, ctxInInterceptor);
 });
+
+t.test("a client interceptor that opens a stream twice: the caller reads the first", async (t) => {
+  let opened = 0;
+  const { stub, client } = setup(t, {}, [
+    (next) => async (call) => {
+      if (call.kind === "unary") return next(call);
+      const first = next(call);
+      const second = next(call);
+      opened += 2;
+      await Promise.all([first, second]);
+    },
+  ]);
+  t.same(
+    (await collect(stub.count({ n: 3 }))).map((m) => m.n),
+    [0, 1, 2],
+  );
+  t.equal(opened, 2);
+  await sleep(20);
+  t.equal(client.pending, 0, "the unread second stream ran to its end");
+});
