@@ -8,7 +8,6 @@
 // So the whole content of the file is a function of the progress label alone, which is what
 // crash.test.ts checks after each kill. Resumes from the stored progress when restarted.
 
-import { writeSync } from "node:fs";
 import { MetadataStore } from "./metadata-store.js";
 
 const ns = "crash";
@@ -16,7 +15,8 @@ const progressId = "progress";
 
 const store = MetadataStore.open(process.argv[2]!);
 let seq = Number(store.findContainer(ns, progressId)?.labels.seq ?? "0");
-writeSync(1, "ready\n");
+// process.stdout on a pipe is synchronous on Linux (and copes with a full pipe, EAGAIN).
+process.stdout.write("ready\n");
 
 const any = (n: number) => ({ typeUrl: `t/${n}`, value: new Uint8Array(64).fill(n & 0xff) });
 
@@ -55,5 +55,5 @@ for (;;) {
     }
     store.updateContainer(ns, progressId, { labels: { seq: String(seq) } }, ["labels.seq"]);
   });
-  writeSync(1, `committed ${seq}\n`);
+  process.stdout.write(`committed ${seq}\n`);
 }
