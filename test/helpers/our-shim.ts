@@ -17,7 +17,15 @@ import {
 export const RUNTIME = "io.containerd.tsrunc.v2";
 export const SHIM = "containerd-shim-tsrunc-v2";
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-const INSTALLED = [SHIM, "tsrunc-shim.cache", "tsrunc-shim.js", "tsrunc_native.node"].join(" ");
+// The shim and its files, and the symlinks to tsruncd and tsctl (which live in lib/tsrunc).
+const INSTALLED = [
+  SHIM,
+  "tsctl",
+  "tsrunc-shim.cache",
+  "tsrunc-shim.js",
+  "tsrunc_native.node",
+  "tsruncd",
+].join(" ");
 
 export async function containerdWithOurShim(
   t: TestLike,

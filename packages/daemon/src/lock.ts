@@ -3,8 +3,9 @@
 // kernel drops it when the process dies, however it dies. A second daemon fails to take it at
 // once (no busy wait) and says which root is in use.
 
+import { chmodSync } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { openSqlite } from "./sqlite.js";
 
 export class RootLockedError extends Error {}
 
@@ -14,7 +15,7 @@ export interface RootLock {
 
 export function lockRoot(root: string): RootLock {
   const path = join(root, "tsruncd.lock");
-  const db = new Database(path, { timeout: 0 });
+  const db = openSqlite(path, { timeout: 0 });
   try {
     db.pragma("locking_mode = EXCLUSIVE");
     // The first write in exclusive mode takes the lock and keeps it until close.
@@ -23,6 +24,7 @@ export function lockRoot(root: string): RootLock {
     db.exec("DELETE FROM holder");
     db.prepare("INSERT INTO holder (pid) VALUES (?)").run(process.pid);
     db.exec("COMMIT");
+    chmodSync(path, 0o600);
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code === "SQLITE_BUSY")

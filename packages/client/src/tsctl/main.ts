@@ -85,6 +85,8 @@ export async function run(argv: string[]): Promise<number> {
 
 /** True when this file is the program (also through npm's bin symlink), not an import. */
 function isMain(): boolean {
+  // Installed, tsctl is a bundle run by its launcher (scripts/lib/cli-launcher.cjs).
+  if ((globalThis as { __tsruncBundled?: boolean }).__tsruncBundled) return true;
   const entry = process.argv[1];
   if (entry === undefined) return false;
   try {

@@ -15,7 +15,8 @@ import {
 import { dirname, resolve } from "node:path";
 import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import Sqlite from "better-sqlite3";
+import type Sqlite from "better-sqlite3";
+import { openSqlite } from "../sqlite.js";
 import { containerFields, parseFilters } from "./filters.js";
 import { migrate, userVersion } from "./migrations.js";
 import {
@@ -182,7 +183,7 @@ export class MetadataStore {
   static open(path: string, options: OpenOptions = {}): MetadataStore {
     path = resolve(path);
     preparePrivateFile(path);
-    const db = new Sqlite(path);
+    const db = openSqlite(path);
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
       const mode = db.pragma("journal_mode = WAL", { simple: true });

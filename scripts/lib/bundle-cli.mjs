@@ -1,0 +1,65 @@
+// Bundles tsruncd and tsctl like the shim (see bundle-shim.mjs): one CommonJS file each, a
+// launcher named after the command, and a V8 code cache written by running the command once
+// with --help. tsruncd's bundle gets better-sqlite3's native addon beside it.
+//   packages/daemon/dist/bin/{tsruncd, tsruncd.bundle.js, tsruncd.cache, better_sqlite3.node}
+//   packages/client/dist/bin/{tsctl, tsctl.bundle.js, tsctl.cache}
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const tmp = (f) => `${f}.tmp-${process.pid}`;
+const place = (from, to, mode) => {
+  copyFileSync(from, tmp(to));
+  if (mode) chmodSync(tmp(to), mode);
+  renameSync(tmp(to), to);
+};
+
+const commands = [
+  { name: "tsruncd", pkg: "packages/daemon", entry: "dist/tsruncd.js", sqlite: true },
+  { name: "tsctl", pkg: "packages/client", entry: "dist/tsctl/main.js", sqlite: false },
+];
+
+for (const c of commands) {
+  const outDir = join(root, c.pkg, "dist/bin");
+  mkdirSync(outDir, { recursive: true });
+  const bundle = join(outDir, `${c.name}.bundle.js`);
+  await build({
+    entryPoints: [join(root, c.pkg, c.entry)],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    outfile: tmp(bundle),
+    minify: true,
+    keepNames: true,
+    legalComments: "none",
+    logLevel: "warning",
+    // pino-pretty is optional; better-sqlite3 finds its addon through `bindings` only when no
+    // nativeBinding is given, and we always give one in a bundle.
+    external: ["pino-pretty", "bindings"],
+    // import.meta.url has no meaning in a CommonJS bundle; the code that uses it falls back.
+    define: { "import.meta.url": "__tsruncImportMetaUrl" },
+    banner: { js: 'var __tsruncImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  renameSync(tmp(bundle), bundle);
+  const launcher = join(outDir, c.name);
+  place(join(root, "scripts/lib/cli-launcher.cjs"), launcher, 0o755);
+  writeFileSync(join(outDir, "package.json"), '{ "type": "commonjs" }\n');
+  if (c.sqlite) {
+    const require = createRequire(join(root, c.pkg, "package.json"));
+    const addon = join(
+      dirname(require.resolve("better-sqlite3/package.json")),
+      "build/Release/better_sqlite3.node",
+    );
+    place(addon, join(outDir, "better_sqlite3.node"), 0o755);
+  }
+  const r = spawnSync(process.execPath, [launcher, "--help"], {
+    env: { PATH: process.env.PATH, TSRUNC_WRITE_CODE_CACHE: "1" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (r.status !== 0) throw new Error(`${c.name}: writing the code cache failed (exit ${r.status})`);
+}
