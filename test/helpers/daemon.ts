@@ -14,8 +14,9 @@ import { SHIM_BIN } from "./shim.js";
 import { type TempRoot, tempRoot } from "./temp-root.js";
 import { waitFor } from "./wait.js";
 
-export const TSRUNCD = path.join(REPO, "packages/daemon/dist/tsruncd.js");
-export const TSCTL = path.join(REPO, "packages/client/dist/tsctl/main.js");
+// The bundled launchers, as installed (scripts/build makes them).
+export const TSRUNCD = path.join(REPO, "packages/daemon/dist/bin/tsruncd");
+export const TSCTL = path.join(REPO, "packages/client/dist/bin/tsctl");
 
 export interface DaemonEnv {
   root: TempRoot;
@@ -24,8 +25,12 @@ export interface DaemonEnv {
   address: string;
   /** The environment tsruncd and tsctl run with (a PATH that finds our shim first). */
   env: Record<string, string>;
-  /** Starts tsruncd (again) and waits until it serves. */
-  start(extraArgs?: string[]): Promise<void>;
+  /** Starts tsruncd (again) and waits until it serves (unless `wait` is false). */
+  start(extraArgs?: string[], opts?: { env?: Record<string, string>; wait?: boolean }): Promise<void>;
+  /** Resolves when the tsruncd process has exited (at once if none runs). */
+  exited(): Promise<void>;
+  /** The state directory (bundles under <state>/<namespace>/<id>). */
+  state: string;
   /** SIGKILLs tsruncd (shims and containers must survive). */
   kill(): Promise<void>;
   /** SIGTERM and wait. */
@@ -81,7 +86,11 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
     namespace,
     address,
     env,
-    async start(extraArgs: string[] = []) {
+    state,
+    async exited() {
+      if (proc) await waitGone(proc);
+    },
+    async start(extraArgs: string[] = [], opts: { env?: Record<string, string>; wait?: boolean } = {}) {
       const p = execa(
         process.execPath,
         [
@@ -111,6 +120,7 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
       p.stderr?.on("data", (d: string) => {
         logText += d;
       });
+      if (opts.wait === false) return;
       const outcome = await waitFor(
         () => (p.exitCode !== null ? "exited" : logText.includes('"msg":"tsruncd serving"') && "serving"),
         { what: "tsruncd to serve", timeoutMs: 30_000 },
