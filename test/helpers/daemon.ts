@@ -7,7 +7,14 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa, type ResultPromise } from "execa";
-import type { TestLike } from "./cleanup.js";
+import type { Test } from "tap";
+import {
+  assertNoLeaks,
+  findRuncRoots,
+  findScopeProcesses,
+  runcContainersIn,
+  type TestLike,
+} from "./cleanup.js";
 import { REPO } from "./our-shim.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
 import { SHIM_BIN } from "./shim.js";
@@ -49,6 +56,12 @@ export interface DaemonEnv {
   }>;
   /** A fresh busybox rootfs directory for `--rootfs`. */
   rootfs(name: string): string;
+  /**
+   * The end of a test that cleaned up after itself: stops tsruncd, asserts that no process of
+   * the test (daemon, shim, container), no bundle and no runc container is left, then sweeps
+   * the temp root (which must find nothing to force) and runs the leak check.
+   */
+  finish(t: Test): Promise<void>;
 }
 
 export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
@@ -91,30 +104,30 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
       if (proc) await waitGone(proc);
     },
     async start(extraArgs: string[] = [], opts: { env?: Record<string, string>; wait?: boolean } = {}) {
-      const p = execa(
+      // Through `env -i`: tap's process-info hook puts its NODE_OPTIONS back into every child's
+      // environment whatever `env` says, and tsruncd must not load tap's loader.
+      const from = logText.length;
+      const argv = [
+        ...envArgv({ ...env, ...opts.env }),
         process.execPath,
-        [
-          TSRUNCD,
-          "--root",
-          path.join(root.path, "root"),
-          "--state",
-          state,
-          "--address",
-          address,
-          "--log-level",
-          "debug",
-          ...extraArgs,
-        ],
-        {
-          env,
-          extendEnv: false,
-          reject: false,
-          stdin: "ignore",
-          stdout: "ignore",
-          stderr: "pipe",
-          cleanup: false,
-        },
-      );
+        TSRUNCD,
+        "--root",
+        path.join(root.path, "root"),
+        "--state",
+        state,
+        "--address",
+        address,
+        "--log-level",
+        "debug",
+        ...extraArgs,
+      ];
+      const p = execa("env", argv, {
+        reject: false,
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+        cleanup: false,
+      });
       proc = p;
       p.stderr?.setEncoding("utf8");
       p.stderr?.on("data", (d: string) => {
@@ -122,7 +135,8 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
       });
       if (opts.wait === false) return;
       const outcome = await waitFor(
-        () => (p.exitCode !== null ? "exited" : logText.includes('"msg":"tsruncd serving"') && "serving"),
+        () =>
+          p.exitCode !== null ? "exited" : logText.includes('"msg":"tsruncd serving"', from) && "serving",
         { what: "tsruncd to serve", timeoutMs: 30_000 },
       );
       if (outcome === "exited") throw new Error(`tsruncd exited ${p.exitCode}: ${logText.slice(-2000)}`);
@@ -143,14 +157,43 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
       args: string[],
       opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {},
     ) {
-      const r = await execa(process.execPath, [TSCTL, "--address", address, "-n", namespace, ...args], {
-        env: { ...env, ...opts.env },
-        extendEnv: false,
+      const argv = [
+        ...envArgv({ ...env, ...opts.env }),
+        process.execPath,
+        TSCTL,
+        "--address",
+        address,
+        "-n",
+        namespace,
+      ];
+      const r = await execa("env", [...argv, ...args], {
         reject: false,
         timeout: opts.timeoutMs ?? 60_000,
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
       });
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    },
+    async finish(t: Test) {
+      if (proc?.pid && proc.exitCode === null) {
+        proc.kill("SIGTERM");
+        await waitGone(proc);
+      }
+      const procs = await waitFor(() => findScopeProcesses(root.scope).length === 0, {
+        what: "no process of the test left",
+        timeoutMs: 5_000,
+      }).catch(() => findScopeProcesses(root.scope).map((p) => p.argv.join(" ")));
+      t.same(procs, true, "no daemon, shim or container process left");
+      const left = fs.existsSync(path.join(state, namespace))
+        ? fs.readdirSync(path.join(state, namespace))
+        : [];
+      t.same(left, [], "no bundle left");
+      t.same(
+        findRuncRoots(root.scope).flatMap((r) => runcContainersIn(r)),
+        [],
+        "no runc container left",
+      );
+      t.same(root.cleanup(), [], "the sweep had nothing to force");
+      assertNoLeaks(t, root.scope);
     },
     rootfs(name: string) {
       const dir = path.join(root.path, "rootfs", name);
@@ -160,4 +203,9 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
     },
   };
   return env_;
+}
+
+/** `env -i K=V …`: the only way past tap's NODE_OPTIONS hook (see start()). */
+function envArgv(env: Record<string, string>): string[] {
+  return ["-i", ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
 }
