@@ -11,6 +11,8 @@ export interface DaemonConfig {
   /** A group (name or gid) whose members may use the socket besides root. */
   group: string | undefined;
   debugShims: boolean;
+  /** Caps every deadline of a shim's creation (start, connect, Task.Create, rollback); tests use it. */
+  shimTimeoutMs: number | undefined;
 }
 
 export class UsageError extends Error {}
@@ -22,7 +24,8 @@ export const usage = `usage: tsruncd [--root DIR] [--state DIR] [--address PATH]
   --state      volatile state: bundles, sockets (default ${defaultDaemonState})
   --address    the API socket (default <state>/tsruncd.sock, ${defaultDaemonAddress} by default)
   --log-level  ${levels.join("|")} (default info)
-  --group      a group whose members may use the socket besides root`;
+  --group      a group whose members may use the socket besides root
+  --shim-timeout-ms  cap on each deadline of a shim's creation (default: 10 s start/connect, 60 s Create)`;
 
 export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
   let parsed: ReturnType<typeof parse>;
@@ -45,7 +48,18 @@ export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
   const root = abs("root", v.root ?? defaultDaemonRoot);
   const state = abs("state", v.state ?? defaultDaemonState);
   const address = abs("address", v.address ?? (v.state ? `${state}/tsruncd.sock` : defaultDaemonAddress));
-  return { root, state, address, logLevel, group: v.group, debugShims: v["debug-shims"] ?? false };
+  const cap = v["shim-timeout-ms"];
+  if (cap !== undefined && !/^[1-9][0-9]{0,8}$/.test(cap))
+    throw new UsageError(`invalid --shim-timeout-ms ${JSON.stringify(cap)}`);
+  return {
+    root,
+    state,
+    address,
+    logLevel,
+    group: v.group,
+    debugShims: v["debug-shims"] ?? false,
+    shimTimeoutMs: cap === undefined ? undefined : Number(cap),
+  };
 }
 
 function parse(argv: string[]) {
@@ -59,6 +73,7 @@ function parse(argv: string[]) {
       "log-level": { type: "string" },
       group: { type: "string" },
       "debug-shims": { type: "boolean" },
+      "shim-timeout-ms": { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },

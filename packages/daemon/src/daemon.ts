@@ -55,6 +55,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       log,
       shimEnv: shimEnvFor(config),
       debugShims: config.debugShims,
+      ...(config.shimTimeoutMs ? { shimTimeoutMs: config.shimTimeoutMs } : {}),
     });
     const bootReport = await boot(manager);
     const server: Server = daemonServer(

@@ -31,6 +31,8 @@ export interface TaskManagerOptions {
   /** Environment the shims start with (before TTRPC_ADDRESS/NAMESPACE are added). */
   shimEnv: NodeJS.ProcessEnv;
   debugShims?: boolean;
+  /** Caps each deadline of a shim's creation: start, connect, Task.Create, the rollback's calls. */
+  shimTimeoutMs?: number;
 }
 
 export interface CreateTaskInput {
@@ -56,6 +58,11 @@ export class TaskManager {
   #closed = false;
 
   constructor(readonly opts: TaskManagerOptions) {}
+
+  /** A deadline of the create path, capped by shimTimeoutMs. */
+  #deadline(ms: number): number {
+    return Math.min(ms, this.opts.shimTimeoutMs ?? ms);
+  }
 
   static key(namespace: string, id: string): string {
     return `${namespace}/${id}`;
@@ -126,6 +133,8 @@ export class TaskManager {
         ...this.invocation(namespace, id, bundle),
         binary,
         env: this.opts.shimEnv,
+        startTimeoutMs: this.#deadline(10_000),
+        connectTimeoutMs: this.#deadline(10_000),
         ...(input.options ? { options: anyBytes(input.options) } : {}),
       };
       try {
@@ -148,7 +157,7 @@ export class TaskManager {
           stderr: input.stderr,
           ...(input.options ? { options: input.options } : {}),
         },
-        { timeoutMs: 60_000 },
+        { timeoutMs: this.#deadline(60_000) },
       );
       failpoint("create:task-created");
       store.updateTask(namespace, id, { phase: "created", pid: res.pid, updatedAt: new Date() });
@@ -172,13 +181,16 @@ export class TaskManager {
     conn: ShimConnection | undefined,
   ): Promise<void> {
     if (conn) {
-      await conn.task.delete({ id }, { timeoutMs: 10_000 }).catch(() => {});
-      await conn.task.shutdown({ id, now: true }, { timeoutMs: 5_000 }).catch(() => {});
+      await conn.task.delete({ id }, { timeoutMs: this.#deadline(10_000) }).catch(() => {});
+      await conn.task.shutdown({ id, now: true }, { timeoutMs: this.#deadline(5_000) }).catch(() => {});
       await conn.close().catch(() => {});
     }
-    await runShimDelete({ ...this.invocation(namespace, id, bundle), binary, env: this.opts.shimEnv }).catch(
-      () => {},
-    );
+    await runShimDelete({
+      ...this.invocation(namespace, id, bundle),
+      binary,
+      env: this.opts.shimEnv,
+      timeoutMs: this.#deadline(5_000),
+    }).catch(() => {});
     await removeBundle(bundle).catch(() => {});
     this.opts.store.deleteTask(namespace, id);
   }
