@@ -21,10 +21,8 @@ import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import { runcRootFor } from "@tsrunc/shim-contract/roots";
 import { Code, type ServiceImpl, TtrpcError } from "@tsrunc/ttrpc";
-import type { Logger } from "pino";
 import { Container } from "./container.js";
 import type { MountSpec } from "./mount.js";
-import { trimWhenIdle } from "./native/index.js";
 import { checkpointOptions } from "./ops/checkpoint.js";
 import { resourcesJson } from "./ops/update.js";
 import { ExecProcess } from "./process/exec-process.js";
@@ -327,43 +325,9 @@ export class TaskServiceImpl {
 }
 
 /** Binds the implementation to the wire descriptor; at debug level every call is logged. */
-export function taskServiceHandlers(impl: TaskServiceImpl, log?: Logger): ServiceImpl<typeof TaskService> {
-  const handlers = withIdleTrim(bindHandlers(impl));
-  if (!log?.isLevelEnabled("debug")) return handlers;
-  const traced: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(handlers) as [
-    string,
-    (req: unknown, ctx: unknown) => Promise<unknown>,
-  ][]) {
-    traced[name] = async (req: { id?: string; execId?: string }, ctx: unknown) => {
-      const started = performance.now();
-      log.debug({ method: name, id: req.id, exec_id: req.execId }, "call start");
-      try {
-        const res = await fn(req, ctx);
-        log.debug({ method: name, id: req.id, exec_id: req.execId, ms: performance.now() - started }, "call");
-        return res;
-      } catch (err) {
-        log.debug(
-          { method: name, id: req.id, exec_id: req.execId, err: (err as Error).message },
-          "call failed",
-        );
-        throw err;
-      }
-    };
-  }
-  return traced as ServiceImpl<typeof TaskService>;
-}
-
-/** After each call, schedule a malloc trim for when the shim goes idle (see native/trim.ts). */
-function withIdleTrim(handlers: ServiceImpl<typeof TaskService>): ServiceImpl<typeof TaskService> {
-  const out: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(handlers) as [
-    string,
-    (req: unknown, ctx: unknown) => Promise<unknown>,
-  ][]) {
-    out[name] = (req: unknown, ctx: unknown) => fn(req, ctx).finally(() => trimWhenIdle());
-  }
-  return out as ServiceImpl<typeof TaskService>;
+/** The Task service's ttrpc handlers (idle trim and tracing are interceptors: see interceptors.ts). */
+export function taskServiceHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {
+  return bindHandlers(impl);
 }
 
 function bindHandlers(impl: TaskServiceImpl): ServiceImpl<typeof TaskService> {

@@ -10,6 +10,7 @@ import { removeShimSocketSync, socketPath } from "@tsrunc/shim-contract/socket-p
 import { Server } from "@tsrunc/ttrpc";
 import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
+import { idleTrim, tracing } from "../interceptors.js";
 import { openShimLog } from "../log.js";
 import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "../native/index.js";
 import type { ShimContext } from "../shim-context.js";
@@ -47,6 +48,7 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     // Only root or our own uid may drive the shim (it runs containers as root).
     peerCheck: (_s, peer) => peer === undefined || peer.uid === 0 || peer.uid === process.getuid?.(),
     onError: (err) => log.warn({ err: err.message }, "ttrpc connection error"),
+    interceptors: [idleTrim, ...(log.isLevelEnabled("debug") ? [tracing(log)] : [])],
   });
 
   let exiting = false;
@@ -84,7 +86,7 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     defaultOptions: startOptions,
     onShutdown: () => setImmediate(exit),
   });
-  server.register(TaskService, taskServiceHandlers(impl, log));
+  server.register(TaskService, taskServiceHandlers(impl));
   // Only now start accepting: a connection accepted by a net.Server without a 'connection'
   // handler would sit unread forever (containerd's Create hung that way while we awaited above).
   await listenOnInheritedFd(3, server);
