@@ -11,8 +11,9 @@
 // the process starts the shim may not hold one yet. So each reader is opened together with a
 // writer of our own (a keep-alive) that is dropped only after Start: from then on the writers
 // are the process's, and EOF means its output has ended. stdin is opened read-write, which never
-// blocks or fails for want of a reader; closing it (at EOF of our input) plus Tasks.CloseIO is
-// what lets the process read EOF.
+// blocks or fails for want of a reader, and kept open until Start even when our input ends
+// sooner (input buffered in a fifo is lost when no descriptor holds it); then closing it plus
+// Tasks.CloseIO is what lets the process read EOF.
 
 import { execFile } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
@@ -141,7 +142,10 @@ export interface AttachStreams {
 }
 
 export interface FifoIOOptions {
-  /** Called once our stdin reached EOF and its fifo is closed: send Tasks.CloseIO here. */
+  /**
+   * Called once our stdin reached EOF and its fifo is closed, but not before started():
+   * send Tasks.CloseIO here.
+   */
   onStdinClosed?: () => void | Promise<void>;
   /** Hold our own writers on the output fifos until started() (new processes; not for attach). */
   keepAlive?: boolean;
@@ -155,8 +159,13 @@ export class FifoIO {
   #source: Readable | undefined;
   readonly #done: Promise<void>;
   #closed = false;
+  #started = false;
+  /** Our stdin ended; onStdinClosed waits for the process to exist (CloseIO needs it). */
+  #stdinEnded = false;
+  readonly #onStdinClosed: (() => void | Promise<void>) | undefined;
 
   private constructor(paths: StdioPaths, streams: AttachStreams, opts: FifoIOOptions) {
+    this.#onStdinClosed = opts.onStdinClosed;
     const outputs: [string, Writable][] = [];
     if (paths.stdout !== "") outputs.push([paths.stdout, streams.stdout]);
     if (paths.stderr !== "") outputs.push([paths.stderr, streams.stderr]);
@@ -182,11 +191,21 @@ export class FifoIO {
         this.#stdin = sock;
         this.#source = streams.stdin;
         sock.on("error", () => this.#source?.unpipe(sock));
-        sock.once("finish", () => {
-          sock.destroy();
-          if (!this.#closed) void Promise.resolve(opts.onStdinClosed?.()).catch(() => {});
-        });
-        streams.stdin.pipe(sock);
+        // Our end stays open until the process has started: a fifo's buffered input is lost
+        // once no descriptor holds it, and before Create the shim holds none. So no end()
+        // (a net.Socket closes its descriptor after end()): at the input's end we only wait
+        // for what was written to be flushed.
+        const source = streams.stdin;
+        const ended = () => {
+          if (this.#stdinEnded) return;
+          sock.write("", () => {
+            this.#stdinEnded = true;
+            if (this.#started) this.#stdinClosed();
+          });
+        };
+        source.once("end", ended);
+        source.once("error", ended);
+        source.pipe(sock, { end: false });
       }
     } catch (err) {
       this.close();
@@ -200,10 +219,21 @@ export class FifoIO {
     return new FifoIO(paths, streams, opts);
   }
 
-  /** The process has started: its own writers now decide when our readers see EOF. */
+  /**
+   * The process has started (for attach: it exists): its own writers now decide when our
+   * readers see EOF, and an end of our stdin can be passed on.
+   */
   started(): void {
     for (const fd of this.#keepAlive) closeQuietly(fd);
     this.#keepAlive = [];
+    if (this.#started) return;
+    this.#started = true;
+    if (this.#stdinEnded) this.#stdinClosed();
+  }
+
+  #stdinClosed(): void {
+    this.#stdin?.destroy();
+    if (!this.#closed) void Promise.resolve(this.#onStdinClosed?.()).catch(() => {});
   }
 
   /** Resolves when stdout and stderr have reached EOF (or were closed). */
@@ -226,7 +256,8 @@ export class FifoIO {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.started();
+    for (const fd of this.#keepAlive) closeQuietly(fd);
+    this.#keepAlive = [];
     if (this.#stdin !== undefined) {
       this.#source?.unpipe(this.#stdin);
       this.#stdin.destroy();

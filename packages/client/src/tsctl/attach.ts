@@ -56,6 +56,7 @@ export async function attach(argv: string[], base: Globals): Promise<number> {
     let stopResize = () => {};
     try {
       io = openIO(client, ref, { ...proc }, false);
+      io.started(); // the process exists already
       if (proc.terminal) {
         terminal = RawTerminal.enter();
         stopResize = relayWindowSize(client, ref);

@@ -85,7 +85,7 @@ async function runExec(
     stdio = await setupStdio({ client, g, ref, mode: o.mode, tty: o.tty, stdin: o.stdin, detach: o.detach });
     await client.tasks.exec({ ...ref, ...stdio.paths, terminal: o.tty, spec: o.spec });
     added = true;
-    const proc = await waitThenStart(client, ref);
+    const proc = await waitThenStart(client, ref, o.detach);
     started = true;
     stdio.io?.started();
     if (o.detach) return 0;

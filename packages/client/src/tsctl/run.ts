@@ -198,7 +198,7 @@ async function runContainer(
       ...(runtimeOptions !== undefined ? { options: runtimeOptions } : {}),
     });
     taskCreated = true;
-    const proc = await waitThenStart(client, ref);
+    const proc = await waitThenStart(client, ref, r.detach);
     started = true;
     stdio.io?.started();
     if (r.detach) {

@@ -200,12 +200,17 @@ export interface StartedProcess {
   exit: Promise<{ exitStatus: number }>;
 }
 
-/** Asks for the process's exit, then starts it (ctr's order). */
+/**
+ * Asks for the process's exit, then starts it (ctr's order). Detached, nobody waits: only the
+ * start is asked for, and `exit` never settles.
+ */
 export async function waitThenStart(
   client: TsruncClient,
   ref: ProcessRef,
+  detach: boolean,
   o?: CallOpts,
 ): Promise<StartedProcess> {
+  if (detach) return { pid: await client.tasks.start(ref, o), exit: new Promise(() => {}) };
   const exit = client.tasks.wait(ref);
   exit.catch(() => {}); // looked at later; a failed Start must not leave an unhandled rejection
   const pid = await client.tasks.start(ref, o);
