@@ -466,3 +466,14 @@ t.test("events: one JSON line per event; SIGINT ends it cleanly", async (t) => {
   t.same(daemon.request<{ filters: string[] }>("Subscribe", 0).filters, ['topic=="/tasks/exit"']);
   t.notOk(existsSync(join(env.fifoDir, "default")), "events makes no fifos");
 });
+
+t.test("a daemon that goes away mid-run: one line, exit 1", async (t) => {
+  const { daemon, env, rootfs } = await setup(t);
+  const r = await tsctl(env, ["run", "--rootfs", rootfs, "gone", "sleep"], {
+    onStart: () => {
+      void until(() => daemon.callsOf("Start").length > 0, "Start").then(() => daemon.server.close());
+    },
+  });
+  t.equal(r.code, 1);
+  t.equal(r.stderr, `tsctl: lost the connection to tsruncd at ${env.address}\n`);
+});
