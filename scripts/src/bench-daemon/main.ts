@@ -1,0 +1,227 @@
+// scripts/bench-daemon: tsruncd + tsctl against containerd 1.6 + ctr with the Go shim, in one run.
+//
+//   run        `tsctl run --rm --rootfs DIR id /bin/true` against `ctr run --rm …`, interleaved;
+//              then where ours spends its time (timing proxy + tsruncd's debug log).
+//   reconnect  N running containers, tsruncd SIGKILLed and started again (3×): spawn → "tsruncd
+//              serving", and → `tsctl tasks ls` listing all N RUNNING.
+//   mem        tsruncd's RSS/PSS with 0 and N containers (after creating them, after the
+//              reconnects), containerd's with N Go-shim containers, and per-shim PSS.
+//
+// Usage: scripts/bench-daemon [--runs N] [--warmup N] [--containers N] [--settle-ms N]
+//          [--only run,reconnect,mem] [--json]
+// Everything runs with a clean environment in private temp roots (tmpfs), swept at the end and on
+// Ctrl-C. Exits non-zero only when something fails (a run, the cleanup), not when a goal is missed.
+
+import { statSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { execa } from "execa";
+import { type Containerd, startContainerd, type TestLike } from "../../../test/helpers/containerd.js";
+import { repo } from "../bench-shim/paths.js";
+import { BenchDaemon } from "./daemon.js";
+import { goFleet, oursFleet } from "./fleet.js";
+import { containerdMemory, tsruncdMemory } from "./mem.js";
+import { benchReconnect } from "./reconnect.js";
+import { type BenchResult, GOALS, type MemResult, report } from "./report.js";
+import { benchBreakdown, benchRun } from "./run.js";
+
+const { values: opt } = parseArgs({
+  options: {
+    runs: { type: "string", default: "20" },
+    warmup: { type: "string", default: "2" },
+    containers: { type: "string", default: "100" },
+    repeats: { type: "string", default: "3" },
+    "settle-ms": { type: "string", default: "3000" },
+    only: { type: "string", default: "run,reconnect,mem" },
+    json: { type: "boolean", default: false },
+  },
+});
+const int = (name: "runs" | "warmup" | "containers" | "repeats" | "settle-ms", min: number) => {
+  const n = Number(opt[name]);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
+  return n;
+};
+const RUNS = int("runs", 1);
+const WARMUP = int("warmup", 0);
+const CONTAINERS = int("containers", 1);
+const REPEATS = int("repeats", 1);
+const SETTLE_MS = int("settle-ms", 0);
+const SECTIONS = new Set(opt.only.split(",").filter(Boolean));
+for (const s of SECTIONS)
+  if (!["run", "reconnect", "mem"].includes(s)) throw new Error(`--only: unknown ${s} (run, reconnect, mem)`);
+
+/** Progress on stderr (stdout carries the report or the JSON). */
+const note = (msg: string) => process.stderr.write(`bench-daemon: ${msg}\n`);
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+// ---------------------------------------------------------------------------------------------
+// The harness wants a tap-like `t`: teardowns run at the end (LIFO); its exit hook sweeps on
+// Ctrl-C or a crash. passing() false makes containerd's teardown print its log tail.
+
+let failed = false;
+const teardowns: Array<() => unknown> = [];
+const t: TestLike = {
+  teardown: (fn) => teardowns.push(fn),
+  passing: () => !failed,
+  ok: () => true,
+  comment: () => {},
+};
+let daemon: BenchDaemon | undefined;
+let containerd: Containerd | undefined;
+
+async function runTeardowns(): Promise<string[]> {
+  const errors: string[] = [];
+  // tsruncd first (SIGTERM: it leaves the containers to the sweep), then containerd's and our sweeps.
+  await daemon?.stop().catch((e) => errors.push(`stopping tsruncd: ${message(e)}`));
+  if (containerd) errors.push(...(await containerd.stop()));
+  if (daemon) errors.push(...daemon.root.cleanup());
+  for (let fn = teardowns.pop(); fn; fn = teardowns.pop()) {
+    try {
+      const r = await fn();
+      if (Array.isArray(r)) errors.push(...r.map(String));
+    } catch (e) {
+      errors.push(String(e));
+    }
+  }
+  return errors;
+}
+
+async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
+  const r = await execa(cmd, args, { reject: false });
+  return re.exec(String(r.stdout))?.[1] ?? "?";
+}
+
+const built = (p: string) => {
+  try {
+    return statSync(join(repo, p)).mtime.toISOString();
+  } catch {
+    return "missing";
+  }
+};
+
+async function bench(result: BenchResult, failures: string[]): Promise<void> {
+  note("installing tsrunc into a temp prefix, starting tsruncd");
+  const d = await BenchDaemon.create(t);
+  daemon = d;
+  await d.start();
+  if (SECTIONS.has("run") || SECTIONS.has("mem")) {
+    note("starting a private containerd");
+    containerd = await startContainerd(t, { logLevel: "info" });
+  }
+  const cd = containerd;
+  const ctrRootfs = cd?.rootfs();
+
+  if (SECTIONS.has("run") && cd && ctrRootfs) {
+    const ctx = { d, cd, ctrRootfs, note };
+    result.run = await benchRun(ctx, RUNS, WARMUP);
+    failures.push(...result.run.failures);
+    result.breakdown = await benchBreakdown(ctx, RUNS, WARMUP);
+  }
+
+  if (SECTIONS.has("reconnect") || SECTIONS.has("mem")) {
+    const mem: MemResult = { settleMs: SETTLE_MS, rows: [], runDetached: {} };
+    const withMem = SECTIONS.has("mem");
+    if (withMem) {
+      note(`tsruncd with no container: settling ${SETTLE_MS} ms`);
+      mem.rows.push(await tsruncdMemory(d, 0, "0 containers", SETTLE_MS));
+    }
+    note(`starting ${CONTAINERS} containers through tsruncd`);
+    const fleet = await oursFleet(d, CONTAINERS, note);
+    mem.runDetached.ours = fleet.startMs;
+    if (withMem) {
+      note(`tsruncd with ${CONTAINERS} containers: settling ${SETTLE_MS} ms`);
+      mem.rows.push(await tsruncdMemory(d, CONTAINERS, `${CONTAINERS} containers it started`, SETTLE_MS));
+    }
+    if (SECTIONS.has("reconnect")) {
+      result.reconnect = await benchReconnect(d, fleet.ids, REPEATS, note);
+      if (withMem) {
+        note(`tsruncd after the reconnects: settling ${SETTLE_MS} ms`);
+        mem.rows.push(await tsruncdMemory(d, CONTAINERS, `${CONTAINERS} containers, restarted`, SETTLE_MS));
+      }
+    }
+    if (withMem && cd && ctrRootfs) {
+      note(`containerd with no container: settling ${SETTLE_MS} ms`);
+      mem.rows.push(await containerdMemory(cd, 0, "0 containers", SETTLE_MS));
+      note(`starting ${CONTAINERS} containers through containerd (Go shim)`);
+      const go = await goFleet(cd, ctrRootfs, CONTAINERS, note);
+      mem.runDetached.go = go.startMs;
+      note(`containerd with ${CONTAINERS} containers: settling ${SETTLE_MS} ms`);
+      mem.rows.push(await containerdMemory(cd, CONTAINERS, `${CONTAINERS} Go-shim containers`, SETTLE_MS));
+      result.mem = mem;
+    }
+  }
+}
+
+function judge(r: BenchResult): void {
+  if (r.run) {
+    const v = r.run.ratio.median;
+    r.goals.push({
+      goal: `run: tsctl run --rm ≤ ${GOALS.runRatio.toFixed(1)}× ctr run --rm (median)`,
+      value: Number.isFinite(v) ? `${v.toFixed(2)}×` : "n/a",
+      met: Number.isFinite(v) ? v <= GOALS.runRatio : undefined,
+    });
+  }
+  if (r.reconnect) {
+    const v = r.reconnect.servingMs.max;
+    r.goals.push({
+      goal: `reconnect: spawn → serving < ${GOALS.servingMs} ms with ${r.reconnect.containers} (worst)`,
+      value: `${v.toFixed(0)} ms`,
+      met: Number.isFinite(v) ? v < GOALS.servingMs : undefined,
+    });
+  }
+  if (r.mem) {
+    const rows = r.mem.rows.filter((x) => x.who === "tsruncd" && x.containers > 0);
+    const worst = Math.max(...rows.map((x) => x.rssKiB)) / 1024;
+    r.goals.push({
+      goal: `memory: tsruncd RSS < ${GOALS.tsruncdRssMiB} MB with ${rows[0]?.containers ?? "?"} containers (worst)`,
+      value: `${worst.toFixed(1)} MB`,
+      met: rows.length ? worst < GOALS.tsruncdRssMiB : undefined,
+    });
+  }
+}
+
+let code = 0;
+const failures: string[] = [];
+const result: BenchResult = {
+  env: {
+    node: process.version,
+    containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
+    runc: await version("runc", ["--version"], /runc version (\S+)/),
+    cpus: availableParallelism(),
+    installedFrom: repo,
+    built: {
+      shim: built("packages/shim-runc-v2/dist/bin/tsrunc-shim.js"),
+      tsruncd: built("packages/daemon/dist/bin/tsruncd.bundle.js"),
+      tsctl: built("packages/client/dist/bin/tsctl.bundle.js"),
+    },
+    loadBefore: loadavg().map((v) => v.toFixed(2)),
+  },
+  goals: [],
+};
+let completed = false;
+try {
+  await bench(result, failures);
+  completed = true;
+  if (failures.length) {
+    code = 1;
+    note(`FAILED: ${failures.length} run(s) failed (see above)`);
+  }
+} catch (e) {
+  failed = true;
+  code = 1;
+  note(`FAILED: ${message(e)}`);
+}
+result.env.loadAfter = loadavg().map((v) => v.toFixed(2));
+note("cleaning up");
+const cleanupErrors = await runTeardowns();
+if (cleanupErrors.length) {
+  code = 1;
+  note(`cleanup problems: ${cleanupErrors.join("; ")}`);
+}
+judge(result);
+if (completed || result.run || result.reconnect || result.mem) {
+  if (opt.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else process.stdout.write(`${report(result)}\n`);
+}
+process.exit(code);
