@@ -88,6 +88,7 @@ async function runExec(
     const proc = await waitThenStart(client, ref, o.detach);
     started = true;
     stdio.io?.started();
+    stdio.release?.();
     if (o.detach) return 0;
     const stopResize = o.tty ? relayWindowSize(client, ref) : () => {};
     relay.forwardTo((sig) => void client.tasks.kill({ ...ref, signal: sig }).catch(() => {}));
@@ -105,6 +106,7 @@ async function runExec(
   } catch (err) {
     stdio?.terminal?.restore();
     stdio?.io?.close();
+    stdio?.release?.();
     if (added && !started) await client.tasks.deleteProcess(ref).catch(() => {});
     if (!started || !o.detach) await removeFifoSet(stdio?.fifos).catch(() => {});
     throw err;

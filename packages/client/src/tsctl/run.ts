@@ -201,6 +201,7 @@ async function runContainer(
     const proc = await waitThenStart(client, ref, r.detach);
     started = true;
     stdio.io?.started();
+    stdio.release?.();
     if (r.detach) {
       relay.stop();
       return 0;
@@ -225,6 +226,7 @@ async function runContainer(
     terminal?.restore();
     relay.stop();
     stdio?.io?.close();
+    stdio?.release?.();
     await cleanupAfterFailure(client, r, { containerCreated, taskCreated, started }, stdio, err);
     throw err;
   }

@@ -2,6 +2,7 @@
 // copying it, the terminal in raw mode, window sizes, signal forwarding, and the order ctr
 // keeps: Wait is asked before Start, so no exit can be missed.
 
+import { closeSync, constants, openSync } from "node:fs";
 import type { CallOpts, ProcessRef, TsruncClient } from "../client.js";
 import { createFifoSet, FifoIO, type FifoSet, removeFifoSet, type StdioPaths } from "../io.js";
 import { parseSignal } from "../signals.js";
@@ -80,6 +81,8 @@ export interface StdioSetup {
   /** Our copying, unless detached. */
   io: FifoIO | undefined;
   terminal: RawTerminal | undefined;
+  /** Detached: drops our readers on the output fifos, held from before Create until Start. */
+  release?: () => void;
 }
 
 /**
@@ -120,7 +123,13 @@ export async function setupStdio(o: {
     stdin: o.stdin || o.tty,
     terminal: o.tty,
   });
-  if (o.detach) return { paths: fifos, fifos, io: undefined, terminal: undefined };
+  if (o.detach) {
+    // A shim may open the output fifos for writing in blocking mode (the Go shim does, during
+    // Create or an exec's Start, and gives up after a deadline): that waits for a reader. Ours
+    // is held until Start, as ctr's run -d holds its copy; then output waits for attach.
+    const release = holdReaders(fifos);
+    return { paths: fifos, fifos, io: undefined, terminal: undefined, release };
+  }
   let io: FifoIO;
   try {
     io = openIO(o.client, o.ref, fifos, true);
@@ -130,6 +139,23 @@ export async function setupStdio(o: {
   }
   const terminal = o.tty ? RawTerminal.enter() : undefined;
   return { paths: fifos, fifos, io, terminal };
+}
+
+/** Opens a reader on each output fifo; returns the way to close them. */
+function holdReaders(paths: StdioPaths): () => void {
+  const fds: number[] = [];
+  const release = () => {
+    for (const fd of fds.splice(0)) closeSync(fd);
+  };
+  try {
+    for (const p of [paths.stdout, paths.stderr]) {
+      if (p !== "") fds.push(openSync(p, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW));
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 /** Copies our stdio to and from a process's fifos; at our stdin's EOF its stdin is closed too. */
