@@ -17,7 +17,7 @@ import type { EventExchange } from "../events/exchange.js";
 import { failpoint } from "../failpoint.js";
 import { KeyedMutex } from "../keyed-mutex.js";
 import type { MetadataStore, TaskRecord } from "../store/index.js";
-import { bundleDir, createBundle, relayShimLog, removeBundle } from "./bundle.js";
+import { bundleDir, createBundle, type LogRelay, relayShimLog, removeBundle } from "./bundle.js";
 import { ShimTask } from "./shim-task.js";
 
 export interface TaskManagerOptions {
@@ -123,6 +123,7 @@ export class TaskManager {
     store.putTask(record);
     failpoint("create:recorded");
     let conn: ShimConnection | undefined;
+    let openRelay: LogRelay | undefined;
     const tlog = log.child({ namespace, id });
     try {
       // Where a create spends its time, in the "task created" log line (bench-daemon reads it).
@@ -132,6 +133,7 @@ export class TaskManager {
       await writeShimBinaryPath(bundle, binary);
       failpoint("create:bundle");
       const relay = relayShimLog(bundle, tlog);
+      openRelay = relay;
       const launch: LaunchOptions = {
         ...this.invocation(namespace, id, bundle),
         binary,
@@ -176,7 +178,9 @@ export class TaskManager {
     } catch (err) {
       tlog.warn({ err: (err as Error).message }, "task create failed; rolling back");
       await this.#rollback(namespace, id, bundle, binary, conn);
-      throw err;
+      // A shim that never opened the log fifo leaves the relay waiting for a writer: close it.
+      openRelay?.close();
+      throw shimError(err, binary);
     }
   }
 
@@ -335,6 +339,16 @@ export class TaskManager {
     await Promise.all([...this.#tasks.values()].map((t) => t.close()));
     this.#tasks.clear();
   }
+}
+
+/**
+ * An error of a shim's create as the client gets it: naming the shim, and never Unavailable,
+ * which a client takes for "tsruncd is gone" (containerd answers Unknown here too).
+ */
+function shimError(err: unknown, binary: string): unknown {
+  if (!(err instanceof TtrpcError) || err.message.includes(binary)) return err;
+  const code = err.code === Code.Unavailable ? Code.Unknown : err.code;
+  return new TtrpcError(code, `shim ${binary}: ${err.message}`, { cause: err });
 }
 
 function anyBytes(a: { typeUrl: string; value: Uint8Array }): Uint8Array {
