@@ -43,11 +43,11 @@ writeFileSync(join(outDir, "package.json"), '{ "type": "commonjs" }\n');
 
 writeCodeCache(launcher);
 
-const addon = join(pkg, "native/build/Release/tsrunc_native.node");
+const addon = join(root, "packages/native/build/Release/tsrunc_native.node");
 if (existsSync(addon)) {
   copyFileSync(addon, tmp(join(outDir, "tsrunc_native.node")));
   renameSync(tmp(join(outDir, "tsrunc_native.node")), join(outDir, "tsrunc_native.node"));
-} else throw new Error(`native addon missing: ${addon} (run npm run build:native -w @tsrunc/shim-runc-v2)`);
+} else throw new Error(`native addon missing: ${addon} (run npm run build:native -w @tsrunc/native)`);
 
 /** Runs the launcher once in "warm" mode: it loads every module and saves V8's code cache. */
 function writeCodeCache(launcherPath) {

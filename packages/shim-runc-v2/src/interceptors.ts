@@ -1,10 +1,11 @@
 // The shim server's interceptors (ttrpc's `next => call => Promise` shape): what every Task call
 // gets around it, kept out of the handlers themselves.
+
+import { trimWhenIdle } from "@tsrunc/native/trim";
 import type { ServerInterceptor } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
-import { trimWhenIdle } from "./native/index.js";
 
-/** After each call, schedule a malloc trim for when the shim goes idle (see native/trim.ts). */
+/** After each call, schedule a malloc trim for when the shim goes idle (see @tsrunc/native/trim). */
 export const idleTrim: ServerInterceptor = (next) => (call) => next(call).finally(() => trimWhenIdle());
 
 /** With -debug: one line when a call starts and one when it ends (with its duration or error). */

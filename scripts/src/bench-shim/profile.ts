@@ -47,7 +47,10 @@ export async function buildProfilingBundle(dir: string): Promise<ShimFiles> {
     sourceRoot: repo,
   });
   writeFileSync(join(bin, "package.json"), '{ "type": "commonjs" }\n');
-  copyFileSync(join(pkg, "native/build/Release/tsrunc_native.node"), join(bin, "tsrunc_native.node"));
+  copyFileSync(
+    join(repo, "packages/native/build/Release/tsrunc_native.node"),
+    join(bin, "tsrunc_native.node"),
+  );
   return { shim: out, addon: join(bin, "tsrunc_native.node"), map: `${out}.map` };
 }
 

@@ -3,6 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server as NetServer } from "node:net";
 import { join } from "node:path";
+import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "@tsrunc/native";
 import { Any, runcoptions, TaskService, unpackAnyAs } from "@tsrunc/protocol/shim";
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
@@ -12,7 +13,6 @@ import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
 import { idleTrim, tracing } from "../interceptors.js";
 import { openShimLog } from "../log.js";
-import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "../native/index.js";
 import type { ShimContext } from "../shim-context.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
 import { moveIntoCgroup } from "./shim-cgroup.js";

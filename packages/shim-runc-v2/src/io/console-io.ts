@@ -6,8 +6,8 @@ import { randomBytes } from "node:crypto";
 import { constants, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
+import { openPty, type PtyStream, receiveFd } from "@tsrunc/native";
 import { socketDir } from "@tsrunc/shim-contract/socket-path";
-import { openPty, type PtyStream, receiveFd } from "../native/index.js";
 import { closeQuietly, openFifo } from "./stdio.js";
 import type { ChildFd, StdioHandle, StdioPaths } from "./stdio-handle.js";
 

@@ -15,7 +15,7 @@
 // the exit in every run anyway.
 import { closeSync, type FSWatcher, openSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EventCounter } from "../native/eventfd.js";
+import { EventCounter } from "@tsrunc/native/eventfd";
 import type { ShimContext } from "../shim-context.js";
 import { type MemoryCgroup, memoryCgroupOfPid, parseFlatKeyed } from "./cgroup.js";
 

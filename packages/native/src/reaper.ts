@@ -1,6 +1,6 @@
 // The shim's reaper: learns the exit status of the container's processes (init, execs and any
 // orphan re-parented to us) without ever reaping a child that Node spawned itself.
-// Design and races: see "Native addon" in this package's README.
+// Design and races: see "Native addon" in packages/shim-runc-v2/README.md.
 import { addon } from "./addon.js";
 
 /** A reaped process. status is containerd's: the exit code, or 128 + signal if killed. */

@@ -1,4 +1,5 @@
-// Locates and loads the native addon (native/ in this package; built by `npm run build:native`).
+// Locates and loads the native addon (binding.gyp and src/*.cc of this package; built by
+// `npm run build:native -w @tsrunc/native` into build/Release/).
 // Loaded lazily on first use, with process.dlopen: that works from dist/, from an ESM or CJS
 // bundle and from a single-file executable alike, where createRequire may not.
 import { existsSync } from "node:fs";
@@ -48,8 +49,8 @@ export function addonCandidates(env: NodeJS.ProcessEnv = process.env): string[] 
   if (moduleDir) places.push(join(moduleDir, ADDON_FILE)); // beside an ESM bundle
   if (process.argv[1]) places.push(join(dirname(resolve(process.argv[1])), ADDON_FILE)); // beside a bundle
   places.push(join(dirname(process.execPath), ADDON_FILE)); // beside a single-file executable
-  // From dist/native/ (or src/native/) of this package.
-  if (moduleDir) places.push(join(moduleDir, "..", "..", "native", "build", "Release", ADDON_FILE));
+  // From dist/ (or src/) of this package.
+  if (moduleDir) places.push(join(moduleDir, "..", "build", "Release", ADDON_FILE));
   return [...new Set(places)];
 }
 
@@ -64,7 +65,7 @@ export function addon(): NativeAddon {
     throw Object.assign(
       new Error(
         `native addon ${ADDON_FILE} not found (looked in: ${candidates.join(", ")}); build it with ` +
-          `\`npm run build:native -w @tsrunc/shim-runc-v2\` or set ${ADDON_ENV}`,
+          `\`npm run build:native -w @tsrunc/native\` or set ${ADDON_ENV}`,
       ),
       { code: "ERR_TSRUNC_ADDON" },
     );

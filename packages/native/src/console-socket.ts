@@ -1,5 +1,5 @@
 // The receiving end of runc's --console-socket: runc connects and sends the pty master over
-// SCM_RIGHTS. Non-blocking on the event loop; see native/src/fd_receiver.cc.
+// SCM_RIGHTS. Non-blocking on the event loop; see fd_receiver.cc.
 import { closeSync } from "node:fs";
 import { addon } from "./addon.js";
 

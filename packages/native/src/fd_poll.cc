@@ -4,7 +4,7 @@
 // read as EOF, but a pty master returns at most ~4 KiB per read while more output is still
 // queued, so the tail of a container's output is lost when its last slave fd closes. With
 // FdPoll the JS side reads the non-blocking fd itself until EAGAIN, and until EIO (the pty's
-// end) -- see src/native/pty-stream.ts.
+// end) -- see pty-stream.ts.
 //
 // new FdPoll(fd, callback(errorOrNull, readable, writable)) puts fd in O_NONBLOCK mode;
 // start(readable, writable) sets the interest, stop(), close(). The fd stays the caller's: close

@@ -1,5 +1,5 @@
 {
-  # The shim's native addon: subreaper, reaping, SCM_RIGHTS fd passing, SO_PEERCRED.
+  # tsrunc's native addon: subreaper, reaping, SCM_RIGHTS fd passing, SO_PEERCRED, pty polling.
   # Linux only. Built offline against the installed Node headers (npm's nodedir).
   "targets": [
     {

@@ -1,5 +1,5 @@
 // An eventfd(2) counter watched on the libuv loop: the cgroup v1 memory controller signals OOMs
-// by adding to one (see ops/oom-v1.ts). The fd is non-blocking, so reads never wait: `take()`
+// by adding to one (see the shim's ops/oom-v1.ts). The fd is non-blocking, so reads never wait: `take()`
 // reads and resets the counter (0 when nothing was signalled), on demand or when the loop says
 // the fd is readable.
 import { closeSync, readSync } from "node:fs";
