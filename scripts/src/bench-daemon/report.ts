@@ -67,7 +67,7 @@ const ROW_LABELS: Record<BreakdownRow, string> = {
   clientWaitStart: "tsctl: Wait sent, then Start",
   tasksStart: "Tasks.Start",
   tsShimStartCall: "  in the shim's Start handler (runc start)",
-  runUntilExit: "/bin/true runs, shim reports the exit",
+  runUntilExit: "Start answered → exit relayed (can overlap)",
   exitToWait: "exit → Tasks.Wait returns",
   clientAfterWait: "tsctl: io drained, until Tasks.Delete",
   tasksDelete: "Tasks.Delete",
