@@ -22,7 +22,8 @@ export interface RunningDaemon {
   config: DaemonConfig;
   manager: TaskManager;
   store: MetadataStore;
-  bootReport: BootReport;
+  /** Settles when boot has reconciled every container (see runtime/boot.ts). */
+  bootReport: Promise<BootReport>;
   /** Stops serving and closes shim connections; every container keeps running. */
   stop(): Promise<void>;
 }
@@ -57,7 +58,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       debugShims: config.debugShims,
       ...(config.shimTimeoutMs ? { shimTimeoutMs: config.shimTimeoutMs } : {}),
     });
-    const bootReport = await boot(manager);
+    // Reconcile runs while we serve: boot queues every known container's lock first, so a
+    // request for a container waits for that container only (and tasks List for all of them).
+    const bootReport = boot(manager);
     const server: Server = daemonServer(
       {
         containers: new ContainersApi(store, exchange),
@@ -73,10 +76,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       await chmod(config.address, 0o660);
     }
     server.serve(listener);
-    log.info(
-      { address: config.address, root: config.root, state: config.state, ...bootReport },
-      "tsruncd serving",
-    );
+    log.info({ address: config.address, root: config.root, state: config.state }, "tsruncd serving");
     const openStore = store;
     let stopping: Promise<void> | undefined;
     return {

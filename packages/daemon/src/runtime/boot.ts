@@ -9,7 +9,7 @@ import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import { connectShim, type ShimConnection } from "@tsrunc/shim-contract/launcher";
 import type { TaskPhase } from "../store/index.js";
 import { bundleDir, relayShimLog, removeBundle } from "./bundle.js";
-import { forEachBounded } from "./pool.js";
+import { Limiter } from "./pool.js";
 import { ShimTask } from "./shim-task.js";
 import type { TaskManager } from "./task-manager.js";
 
@@ -61,66 +61,76 @@ export async function boot(manager: TaskManager, opts: BootOptions = {}): Promis
   for (const row of store.listTasks()) keys.set(`${row.namespace}/${row.id}`, [row.namespace, row.id]);
   const onDisk = new Set((await bundlesOnDisk(state)).map(([ns, id]) => `${ns}/${id}`));
 
-  await forEachBounded([...keys.values()], opts.concurrency ?? 16, async ([ns, id]) => {
+  // Every container's lock is queued before this function first yields after listing, and the
+  // work runs under the limiter: a request for one container waits only for that container.
+  const limiter = new Limiter(opts.concurrency ?? 16);
+  const jobs = [...keys.values()].map(async ([ns, id]) => {
     const tlog = log.child({ namespace: ns, id });
     try {
-      await manager.serialize(ns, id, async () => {
-        const row = store.findTask(ns, id);
-        const bundle = row?.bundle ?? bundleDir(state, ns, id);
-        if (!onDisk.has(`${ns}/${id}`)) {
-          report.orphanRows++;
-          if (!row) return;
-          if (row.phase === "creating" || row.phase === "deleting") {
-            store.deleteTask(ns, id);
-            tlog.info({ phase: row.phase }, "boot: dropped a task record whose bundle was never made");
-          } else if (row.phase !== "stopped") {
-            store.updateTask(ns, id, {
-              phase: "stopped",
-              exitStatus: 255,
-              exitedAt: new Date(),
-              updatedAt: new Date(),
-            });
-            tlog.warn("boot: task bundle is gone (reboot?); recorded as stopped with exit 255");
+      await manager.serialize(ns, id, () =>
+        limiter.run(async () => {
+          const row = store.findTask(ns, id);
+          const bundle = row?.bundle ?? bundleDir(state, ns, id);
+          if (!onDisk.has(`${ns}/${id}`)) {
+            report.orphanRows++;
+            if (!row) return;
+            if (row.phase === "creating" || row.phase === "deleting") {
+              store.deleteTask(ns, id);
+              tlog.info({ phase: row.phase }, "boot: dropped a task record whose bundle was never made");
+            } else if (row.phase !== "stopped") {
+              store.updateTask(ns, id, {
+                phase: "stopped",
+                exitStatus: 255,
+                exitedAt: new Date(),
+                updatedAt: new Date(),
+              });
+              tlog.warn("boot: task bundle is gone (reboot?); recorded as stopped with exit 255");
+            }
+            return;
           }
-          return;
-        }
-        const binary = row?.shimBinary || (await readShimBinaryPath(bundle));
-        const conn = await reach(bundle, id, opts);
-        const wanted =
-          row && row.phase !== "creating" && row.phase !== "deleting" && store.findContainer(ns, id);
-        const st =
-          conn && wanted
-            ? await conn.task.state({ id }, { timeoutMs: opts.callTimeoutMs ?? 5_000 }).catch(() => undefined)
-            : undefined;
-        if (conn && wanted && st) {
-          const phase = phaseOf[st.status] ?? row.phase;
-          store.updateTask(ns, id, { phase, pid: st.pid, address: conn.address, updatedAt: new Date() });
-          manager.adopt(new ShimTask(ns, id, bundle, binary ?? "", conn, relayShimLog(bundle, tlog)));
-          report.reattached++;
-          return;
-        }
-        if (conn) {
-          // A live shim for a create or delete that never finished, or with no record at all.
-          tlog.warn({ phase: row?.phase ?? "none" }, "boot: tearing down an unfinished task");
-          await teardownLive(conn, id);
-          if (binary) await manager.recordDeadShim(ns, id, bundle, binary);
-          else await removeBundle(bundle).catch(() => {});
-          if (store.findTask(ns, id) && (!row || row.phase === "creating" || row.phase === "deleting"))
-            store.deleteTask(ns, id);
-          report.rolledBack++;
-          return;
-        }
-        if (!row || row.phase === "creating" || row.phase === "deleting") report.rolledBack++;
-        else report.dead++;
-        tlog.warn("boot: shim does not answer; cleaning up with its delete");
-        await manager.recordDeadShim(ns, id, bundle, binary);
-        if (!row) await removeBundle(bundle).catch(() => {});
-      });
+          const binary = row?.shimBinary || (await readShimBinaryPath(bundle));
+          const conn = await reach(bundle, id, opts);
+          const wanted =
+            row && row.phase !== "creating" && row.phase !== "deleting" && store.findContainer(ns, id);
+          const st =
+            conn && wanted
+              ? await conn.task
+                  .state({ id }, { timeoutMs: opts.callTimeoutMs ?? 5_000 })
+                  .catch(() => undefined)
+              : undefined;
+          if (conn && wanted && st) {
+            const phase = phaseOf[st.status] ?? row.phase;
+            store.updateTask(ns, id, { phase, pid: st.pid, address: conn.address, updatedAt: new Date() });
+            manager.adopt(new ShimTask(ns, id, bundle, binary ?? "", conn, relayShimLog(bundle, tlog)));
+            report.reattached++;
+            return;
+          }
+          if (conn) {
+            // A live shim for a create or delete that never finished, or with no record at all.
+            tlog.warn({ phase: row?.phase ?? "none" }, "boot: tearing down an unfinished task");
+            await teardownLive(conn, id);
+            if (binary) await manager.recordDeadShim(ns, id, bundle, binary);
+            else await removeBundle(bundle).catch(() => {});
+            if (store.findTask(ns, id) && (!row || row.phase === "creating" || row.phase === "deleting"))
+              store.deleteTask(ns, id);
+            report.rolledBack++;
+            return;
+          }
+          if (!row || row.phase === "creating" || row.phase === "deleting") report.rolledBack++;
+          else report.dead++;
+          tlog.warn("boot: shim does not answer; cleaning up with its delete");
+          await manager.recordDeadShim(ns, id, bundle, binary);
+          if (!row) await removeBundle(bundle).catch(() => {});
+        }),
+      );
     } catch (err) {
       tlog.error({ err: (err as Error).message }, "boot: reconcile failed");
     }
   });
+  manager.markLocksQueued();
+  await Promise.all(jobs);
   report.ms = Math.round(performance.now() - started);
+  manager.markBooted();
   log.info(report, "boot reconcile done");
   return report;
 }

@@ -56,6 +56,16 @@ export class TaskManager {
   readonly #tasks = new Map<string, ShimTask>();
   readonly locks = new KeyedMutex();
   #closed = false;
+  #locksQueued!: () => void;
+  #booted!: () => void;
+  /** Resolves once boot has queued its reconcile under every known container's lock. */
+  readonly locksQueued = new Promise<void>((r) => {
+    this.#locksQueued = r;
+  });
+  /** Resolves once boot has reconciled every container. */
+  readonly booted = new Promise<void>((r) => {
+    this.#booted = r;
+  });
 
   constructor(readonly opts: TaskManagerOptions) {}
 
@@ -74,6 +84,15 @@ export class TaskManager {
 
   get liveCount(): number {
     return this.#tasks.size;
+  }
+
+  markLocksQueued(): void {
+    this.#locksQueued();
+  }
+
+  markBooted(): void {
+    this.#locksQueued();
+    this.#booted();
   }
 
   /** Runs `fn` holding the container's lock. */
@@ -217,7 +236,9 @@ export class TaskManager {
   }
 
   adopt(t: ShimTask): void {
-    this.#adopt(t);
+    // Boot reattaching after the daemon began to stop: leave the shim alone, drop our end.
+    if (this.#closed) void t.close();
+    else this.#adopt(t);
   }
 
   /** A shim that died: its `delete` verb cleans up, the exit is recorded and published. */

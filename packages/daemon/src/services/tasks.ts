@@ -26,6 +26,7 @@ export class TasksApi {
     const id = checkIdentifier(req.containerId, "container id");
     if (req.checkpoint?.digest)
       throw new TtrpcError(Code.Unimplemented, "restoring a task from a checkpoint is not supported");
+    await this.manager.locksQueued;
     return this.manager.serialize(s.namespace, id, async () => {
       const container = this.store.getContainer(s.namespace, id);
       if (!container.spec || container.spec.typeUrl !== OciSpecType.typeUrl)
@@ -59,6 +60,7 @@ export class TasksApi {
 
   async delete(s: CallScope, req: tasksapi.DeleteTaskRequest): Promise<tasksapi.DeleteResponse> {
     const id = checkIdentifier(req.containerId, "container id");
+    await this.manager.locksQueued;
     return this.manager.serialize(s.namespace, id, async () => {
       const r = await this.manager.delete(s.namespace, id);
       return { id, pid: r.pid, exitStatus: r.exitStatus, exitedAt: timestampFromDate(r.exitedAt) };
@@ -79,12 +81,14 @@ export class TasksApi {
 
   async get(s: CallScope, req: tasksapi.GetRequest): Promise<tasksapi.GetResponse> {
     const id = checkIdentifier(req.containerId, "container id");
+    await this.#settled(s.namespace, id);
     const row = this.store.findTask(s.namespace, id);
     if (!row) throw new TtrpcError(Code.NotFound, `task ${JSON.stringify(id)}: not found`);
     return { process: await this.#process(row, req.execId, s.signal) };
   }
 
   async list(s: CallScope, _req: tasksapi.ListTasksRequest): Promise<tasksapi.ListTasksResponse> {
+    await this.manager.booted;
     const rows = this.store
       .listTasks(s.namespace)
       .filter((r) => r.phase !== "creating" && r.phase !== "deleting");
@@ -217,6 +221,7 @@ export class TasksApi {
   }
 
   async metrics(s: CallScope, req: tasksapi.MetricsRequest): Promise<tasksapi.MetricsResponse> {
+    await this.manager.booted;
     const ids = new Set(
       req.filters
         .map((f) => /^id==(.+)$/.exec(f.trim())?.[1]?.replace(/^"|"$/g, ""))
@@ -240,6 +245,7 @@ export class TasksApi {
 
   async wait(s: CallScope, req: tasksapi.WaitRequest): Promise<tasksapi.WaitResponse> {
     const id = checkIdentifier(req.containerId, "container id");
+    await this.#settled(s.namespace, id);
     const row = this.store.findTask(s.namespace, id);
     if (!row) throw new TtrpcError(Code.NotFound, `task ${JSON.stringify(id)}: not found`);
     const t = this.manager.get(s.namespace, id);
@@ -260,12 +266,19 @@ export class TasksApi {
     }
   }
 
+  /** Waits until no earlier call (nor boot's reconcile) is working on the container. */
+  async #settled(namespace: string, id: string): Promise<void> {
+    await this.manager.locksQueued;
+    await this.manager.serialize(namespace, id, () => {});
+  }
+
   async #withShim<T>(
     s: CallScope,
     containerId: string,
     fn: (t: NonNullable<ReturnType<TaskManager["get"]>>, id: string) => Promise<T>,
   ): Promise<T> {
     const id = checkIdentifier(containerId, "container id");
+    await this.manager.locksQueued;
     return this.manager.serialize(s.namespace, id, async () => {
       const t = this.manager.get(s.namespace, id);
       if (!t) {
