@@ -36,10 +36,12 @@ export interface TsctlResult {
 }
 
 export interface Started {
+  /** The index in `lines` of this process's first log line. */
+  from: number;
   spawnedAt: number;
   /** When the bench read the "tsruncd serving" line. */
   servingAt: number;
-  /** The "tsruncd serving" line: boot report (reattached, dead, …, ms). */
+  /** The "tsruncd serving" line (whether boot's reconcile is done by then depends on the version). */
   serving: LogLine;
 }
 
@@ -178,7 +180,7 @@ export class BenchDaemon {
     p.stderr?.setEncoding("utf8");
     p.stderr?.on("data", (d: string) => this.#onData(d));
     const serving = await this.waitLine((l) => l.msg === "tsruncd serving", from, '"tsruncd serving"');
-    return { spawnedAt, servingAt: serving.readAt, serving };
+    return { from, spawnedAt, servingAt: serving.readAt, serving };
   }
 
   #wake(): void {

@@ -3,7 +3,7 @@
 //   run        `tsctl run --rm --rootfs DIR id /bin/true` against `ctr run --rm …`, interleaved;
 //              then where ours spends its time (timing proxy + tsruncd's debug log).
 //   reconnect  N running containers, tsruncd SIGKILLed and started again (3×): spawn → "tsruncd
-//              serving", and → `tsctl tasks ls` listing all N RUNNING.
+//              serving", → "boot reconcile done", and → `tsctl tasks ls` listing all N RUNNING.
 //   mem        tsruncd's RSS/PSS with 0 and N containers (after creating them, after the
 //              reconnects), containerd's with N Go-shim containers, and per-shim PSS.
 //
@@ -163,9 +163,11 @@ function judge(r: BenchResult): void {
     });
   }
   if (r.reconnect) {
-    const v = r.reconnect.servingMs.max;
+    // Serving and reconciled: a daemon that serves before its reconcile is done (or after) is
+    // judged on whichever comes later.
+    const v = Math.max(...r.reconnect.samples.map((x) => Math.max(x.servingMs, x.bootDoneMs)));
     r.goals.push({
-      goal: `reconnect: spawn → serving < ${GOALS.servingMs} ms with ${r.reconnect.containers} (worst)`,
+      goal: `reconnect: spawn → serving + reconciled < ${GOALS.servingMs} ms, ${r.reconnect.containers} containers (worst)`,
       value: `${v.toFixed(0)} ms`,
       met: Number.isFinite(v) ? v < GOALS.servingMs : undefined,
     });

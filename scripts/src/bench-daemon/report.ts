@@ -93,7 +93,9 @@ export interface ReconnectSample {
   servingMs: number;
   /** Spawn → that line's own `time`. */
   servingLoggedMs: number;
-  /** The boot report's `ms` (the reconcile alone). */
+  /** Spawn → the bench read the "boot reconcile done" line. */
+  bootDoneMs: number;
+  /** That line's `ms` (the reconcile alone). */
   bootMs: number;
   reattached: number;
   dead: number;
@@ -114,6 +116,7 @@ export interface ReconnectResult {
   servingMs: Summary;
   allRunningMs: Summary;
   bootMs: Summary;
+  bootDoneMs: Summary;
 }
 
 export interface ProcMemory {
@@ -209,13 +212,13 @@ function reconnectLines(r: ReconnectResult, goal: BenchResult["goals"][number] |
   ];
   r.samples.forEach((s, i) => {
     lines.push(
-      `  #${i + 1}: "tsruncd serving" after ${ms(s.servingMs)} (boot reconcile ${ms(s.bootMs)}, reattached ${s.reattached}, dead ${s.dead});` +
+      `  #${i + 1}: "tsruncd serving" after ${ms(s.servingMs)}; "boot reconcile done" after ${ms(s.bootDoneMs)} (reconcile ${ms(s.bootMs)}, reattached ${s.reattached}, dead ${s.dead});` +
         ` all ${s.running}/${r.containers} RUNNING in \`tsctl tasks ls\` after ${ms(s.allRunningMs)} (first ls took ${ms(s.firstLsMs)}, ${s.polls} ls); same pids ${s.samePids}/${r.containers}`,
     );
   });
   lines.push(
-    `  spawn → serving: median ${ms(r.servingMs.median)}, worst ${ms(r.servingMs.max)}; → all RUNNING listed: median ${ms(r.allRunningMs.median)}, worst ${ms(r.allRunningMs.max)}`,
-    `  goal: serving < ${GOALS.servingMs} ms (worst of ${r.repeats}): ${verdict(goal?.met)}`,
+    `  spawn → serving: median ${ms(r.servingMs.median)}, worst ${ms(r.servingMs.max)}; → reconciled: median ${ms(r.bootDoneMs.median)}, worst ${ms(r.bootDoneMs.max)}; → all RUNNING listed: median ${ms(r.allRunningMs.median)}, worst ${ms(r.allRunningMs.max)}`,
+    `  goal: serving and reconciled < ${GOALS.servingMs} ms (worst of ${r.repeats}): ${verdict(goal?.met)}`,
   );
   return lines;
 }
