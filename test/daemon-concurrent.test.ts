@@ -1,0 +1,126 @@
+// Two tsctl "sessions" at once against one tsruncd, each a group of concurrent tsctl processes,
+// working on 20 containers (10 each) with every step interleaved: run --rm, run -d, exec (plain
+// and with stdin), kill, wait, tasks rm, containers rm. Every command must succeed, every
+// output must be its own container's (hostname and payload carry the id), and nothing may be
+// left. The wall time is printed.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execa } from "execa";
+import t from "tap";
+import { assertNoLeaks, findScopeProcesses } from "./helpers/cleanup.js";
+import { daemonEnv, TSCTL } from "./helpers/daemon.js";
+import { waitFor } from "./helpers/wait.js";
+
+t.setTimeout(240_000);
+
+const PER_SESSION = 10;
+
+t.test("two sessions, 20 containers, every step interleaved", async (t) => {
+  const d = await daemonEnv(t);
+  await d.start();
+  const rootfs = d.rootfs("shared");
+  let commands = 0;
+
+  const tsctl = async (args: string[], input?: string) => {
+    commands++;
+    const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
+    const r = await execa(
+      "env",
+      ["-i", ...env, process.execPath, TSCTL, "--address", d.address, "-n", d.namespace, ...args],
+      {
+        reject: false,
+        stripFinalNewline: false,
+        timeout: 90_000,
+        ...(input !== undefined ? { input } : { stdin: "ignore" as const }),
+      },
+    );
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  };
+
+  /** One container's life; every check names the container. */
+  const life = async (id: string, k: number) => {
+    const once = await tsctl([
+      "run",
+      "--rm",
+      "--rootfs",
+      rootfs,
+      `${id}-once`,
+      "sh",
+      "-c",
+      `echo out-${id}; echo err-${id} >&2; exit ${k % 50}`,
+    ]);
+    t.equal(once.stdout, `out-${id}\n`, `${id}: run --rm stdout`);
+    t.equal(once.stderr, `err-${id}\n`, `${id}: run --rm stderr`);
+    t.equal(once.exitCode, k % 50, `${id}: run --rm exit code`);
+
+    const run = await tsctl([
+      "run",
+      "-d",
+      "--hostname",
+      id,
+      "--env",
+      `ME=${id}`,
+      "--rootfs",
+      rootfs,
+      id,
+      "sh",
+      "-c",
+      "while :; do sleep 0.1; done",
+    ]);
+    t.equal(run.exitCode, 0, `${id}: run -d ${run.stderr}`);
+
+    const [plain, piped] = await Promise.all([
+      tsctl(["tasks", "exec", "--exec-id", "x1", id, "sh", "-c", 'echo "$(hostname) $ME"; exit 3']),
+      tsctl(["tasks", "exec", "-i", "--exec-id", "x2", id, "cat"], `payload of ${id}\n`.repeat(50)),
+    ]);
+    t.equal(plain.stdout, `${id} ${id}\n`, `${id}: exec ran in its own container`);
+    t.equal(plain.exitCode, 3, `${id}: exec exit code ${plain.stderr}`);
+    t.equal(piped.stdout, `payload of ${id}\n`.repeat(50), `${id}: exec -i echoed its own input`);
+    t.equal(piped.exitCode, 0, `${id}: exec -i ${piped.stderr}`);
+
+    const kill = await tsctl(["tasks", "kill", "-s", "KILL", id]);
+    t.equal(kill.exitCode, 0, `${id}: kill ${kill.stderr}`);
+    const wait = await tsctl(["tasks", "wait", id]);
+    t.equal(wait.stdout, "137\n", `${id}: wait ${wait.stderr}`);
+    const rmTask = await tsctl(["tasks", "rm", id]);
+    t.equal(rmTask.exitCode, 0, `${id}: tasks rm ${rmTask.stderr}`);
+    const rmC = await tsctl(["containers", "rm", id]);
+    t.equal(rmC.exitCode, 0, `${id}: containers rm ${rmC.stderr}`);
+  };
+
+  /** A session: its containers' lives side by side, plus lists asked while they go on. */
+  const session = async (name: string) => {
+    const ids = Array.from({ length: PER_SESSION }, (_, i) => `${name}${i}`);
+    const lists = (async () => {
+      for (let i = 0; i < 5; i++) {
+        const ls = await tsctl(["tasks", "ls", "--format", "json"]);
+        t.equal(ls.exitCode, 0, `${name}: tasks ls while busy ${ls.stderr}`);
+        t.ok(Array.isArray(JSON.parse(ls.stdout)), `${name}: tasks ls is a JSON array`);
+        const cls = await tsctl(["containers", "ls", "--format", "json"]);
+        t.equal(cls.exitCode, 0, `${name}: containers ls while busy ${cls.stderr}`);
+      }
+    })();
+    await Promise.all([...ids.map((id, k) => life(id, k)), lists]);
+  };
+
+  const t0 = performance.now();
+  await Promise.all([session("a"), session("b")]);
+  const ms = performance.now() - t0;
+  t.comment(
+    `2 sessions × ${PER_SESSION} containers, ${commands} tsctl commands: ${Math.round(ms)} ms wall time`,
+  );
+
+  t.equal((await tsctl(["tasks", "ls", "--format", "json"])).stdout, "[]\n", "no task left");
+  t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "no container left");
+  const fifos = path.join(d.env.TSRUNC_FIFO_DIR ?? "", d.namespace);
+  t.same(fs.existsSync(fifos) ? fs.readdirSync(fifos) : [], [], "no fifo directory left");
+  const bundles = path.join(d.root.path, "state", d.namespace);
+  t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], "no bundle left");
+  await d.stop();
+  await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
+    what: "no process of the test",
+    timeoutMs: 5000,
+  }).catch(() => t.fail(`left: ${findScopeProcesses(d.root.scope).map((p) => p.argv.join(" "))}`));
+  t.same(d.root.cleanup(), [], "the sweep had nothing to force");
+  assertNoLeaks(t, d.root.scope);
+});
