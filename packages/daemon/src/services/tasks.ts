@@ -92,12 +92,22 @@ export class TasksApi {
     const rows = this.store
       .listTasks(s.namespace)
       .filter((r) => r.phase !== "creating" && r.phase !== "deleting");
-    const tasks = await Promise.all(rows.map((r) => this.#process(r, "", s.signal)));
+    // One shim that does not answer is listed UNKNOWN from its record: it must not fail the
+    // list of every other container of the namespace (containerd's fails with it).
+    const tasks = await Promise.all(rows.map((r) => this.#process(r, "", s.signal, true)));
     return { tasks };
   }
 
-  /** A task's process as the shim reports it now, or as recorded when the shim is gone. */
-  async #process(row: TaskRecord, execId: string, signal?: AbortSignal): Promise<tasktypes.Process> {
+  /**
+   * A task's process as the shim reports it now, or as recorded when the shim is gone (or, with
+   * `lenient`, does not answer State).
+   */
+  async #process(
+    row: TaskRecord,
+    execId: string,
+    signal?: AbortSignal,
+    lenient = false,
+  ): Promise<tasktypes.Process> {
     const t = this.manager.get(row.namespace, row.id);
     if (t) {
       try {
@@ -118,7 +128,7 @@ export class TasksApi {
           exitedAt: st.exitedAt,
         };
       } catch (err) {
-        if (execId || !isCode(err, Code.Unavailable)) throw err;
+        if (execId || signal?.aborted || !(lenient || isCode(err, Code.Unavailable))) throw err;
       }
     } else if (execId) {
       throw new TtrpcError(Code.NotFound, `process ${JSON.stringify(execId)}: not found`);
