@@ -1,10 +1,12 @@
 // Bundles tsruncd and tsctl like the shim (see bundle-shim.mjs): one CommonJS file each, a
 // launcher named after the command, and a V8 code cache written by running the command once
-// with --help. tsruncd's bundle gets better-sqlite3's native addon beside it.
-//   packages/daemon/dist/bin/{tsruncd, tsruncd.bundle.js, tsruncd.cache, better_sqlite3.node}
+// with --help. tsruncd's bundle gets better-sqlite3's native addon and ours (tsrunc_native.node,
+// for SO_PEERCRED; found beside the bundle, see @tsrunc/native's addon.ts) beside it.
+//   packages/daemon/dist/bin/{tsruncd, tsruncd.bundle.js, tsruncd.cache, better_sqlite3.node,
+//                             tsrunc_native.node}
 //   packages/client/dist/bin/{tsctl, tsctl.bundle.js, tsctl.cache}
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,6 +58,11 @@ for (const c of commands) {
       "build/Release/better_sqlite3.node",
     );
     place(addon, join(outDir, "better_sqlite3.node"), 0o755);
+    // Built by scripts/build (npm run build:native -w @tsrunc/native) before this runs.
+    const ours = join(root, "packages/native/build/Release/tsrunc_native.node");
+    if (!existsSync(ours))
+      throw new Error(`native addon missing: ${ours} (run npm run build:native -w @tsrunc/native)`);
+    place(ours, join(outDir, "tsrunc_native.node"), 0o755);
   }
   const r = spawnSync(process.execPath, [launcher, "--help"], {
     env: { PATH: process.env.PATH, TSRUNC_WRITE_CODE_CACHE: "1" },

@@ -3,7 +3,8 @@
 // with the V8 code cache `<name>.cache` written at build time, so that a command a person types
 // does not pay for parsing and compiling the bundle on every start. A missing or stale cache
 // (another Node version) only makes start-up slower. For tsruncd it also tells better-sqlite3
-// where its native addon is (beside the bundle; there is no node_modules after install).
+// where its native addon is (beside the bundle; there is no node_modules after install); ours,
+// tsrunc_native.node, is found beside the bundle by @tsrunc/native itself (import.meta.url).
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");

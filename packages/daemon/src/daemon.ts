@@ -10,6 +10,7 @@ import type { DaemonConfig } from "./config.js";
 import { EventExchange } from "./events/exchange.js";
 import { resolveGroup } from "./group.js";
 import { lockRoot, type RootLock } from "./lock.js";
+import { peerAccess } from "./peer-access.js";
 import { type BootReport, boot } from "./runtime/boot.js";
 import { TaskManager } from "./runtime/task-manager.js";
 import { daemonServer } from "./server.js";
@@ -61,6 +62,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     // Reconcile runs while we serve: boot queues every known container's lock first, so a
     // request for a container waits for that container only (and tasks List for all of them).
     const bootReport = boot(manager);
+    // Root and the --group's members only, checked per connection by SO_PEERCRED (peer-access.ts).
+    const access = peerAccess({ gid, log });
     const server: Server = daemonServer(
       {
         containers: new ContainersApi(store, exchange),
@@ -68,10 +71,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
         events: new EventsApi(exchange),
       },
       log,
+      { peerCredentials: access.peerCredentials, interceptors: [access.interceptor] },
     );
     listener = await listenUnix(config.address);
     if (gid !== undefined) {
-      // Members of the group may connect: the socket is the access control (0660, root:group).
+      // Members of the group may connect (0660, root:group); peer-access.ts checks who did.
       await chown(config.address, 0, gid);
       await chmod(config.address, 0o660);
     }
