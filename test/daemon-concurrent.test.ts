@@ -2,27 +2,31 @@
 // working on 20 containers (10 each) with every step interleaved: run --rm, run -d, exec (plain
 // and with stdin), kill, wait, tasks rm, containers rm. Every command must succeed, every
 // output must be its own container's (hostname and payload carry the id), and nothing may be
-// left. The wall time is printed.
+// left. Session b runs half of its containers through Debian's Go shim. The wall time is printed.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa } from "execa";
 import t from "tap";
-import { assertNoLeaks, findScopeProcesses } from "./helpers/cleanup.js";
+import { assertNoLeaks, findScopeProcesses, goShimSocketPath } from "./helpers/cleanup.js";
 import { daemonEnv, TSCTL } from "./helpers/daemon.js";
 import { waitFor } from "./helpers/wait.js";
 
 t.setTimeout(240_000);
 
 const PER_SESSION = 10;
+const OURS = "io.containerd.tsrunc.v2";
+const GO = "io.containerd.runc.v2";
 
 t.test("two sessions, 20 containers, every step interleaved", async (t) => {
   const d = await daemonEnv(t);
   await d.start();
   const rootfs = d.rootfs("shared");
   let commands = 0;
+  const slowest: Array<{ ms: number; what: string }> = [];
 
   const tsctl = async (args: string[], input?: string) => {
     commands++;
+    const started = performance.now();
     const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
     const r = await execa(
       "env",
@@ -34,14 +38,18 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
         ...(input !== undefined ? { input } : { stdin: "ignore" as const }),
       },
     );
+    slowest.push({ ms: performance.now() - started, what: args.slice(0, 6).join(" ") });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   };
 
-  /** One container's life; every check names the container. */
-  const life = async (id: string, k: number) => {
+  /** One container's life, through `runtime`; every check names the container. */
+  const life = async (id: string, k: number, runtime: string) => {
+    for (const c of [id, `${id}-once`]) d.root.scope.sockets.add(goShimSocketPath(d.address, d.namespace, c));
     const once = await tsctl([
       "run",
       "--rm",
+      "--runtime",
+      runtime,
       "--rootfs",
       rootfs,
       `${id}-once`,
@@ -56,6 +64,8 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
     const run = await tsctl([
       "run",
       "-d",
+      "--runtime",
+      runtime,
       "--hostname",
       id,
       "--env",
@@ -88,7 +98,10 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
     t.equal(rmC.exitCode, 0, `${id}: containers rm ${rmC.stderr}`);
   };
 
-  /** A session: its containers' lives side by side, plus lists asked while they go on. */
+  /**
+   * A session: its containers' lives side by side, plus lists asked while they go on. Session
+   * b runs every other container through the Go shim.
+   */
   const session = async (name: string) => {
     const ids = Array.from({ length: PER_SESSION }, (_, i) => `${name}${i}`);
     const lists = (async () => {
@@ -100,7 +113,7 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
         t.equal(cls.exitCode, 0, `${name}: containers ls while busy ${cls.stderr}`);
       }
     })();
-    await Promise.all([...ids.map((id, k) => life(id, k)), lists]);
+    await Promise.all([...ids.map((id, k) => life(id, k, name === "b" && k % 2 === 1 ? GO : OURS)), lists]);
   };
 
   const t0 = performance.now();
@@ -108,6 +121,13 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
   const ms = performance.now() - t0;
   t.comment(
     `2 sessions × ${PER_SESSION} containers, ${commands} tsctl commands: ${Math.round(ms)} ms wall time`,
+  );
+  slowest.sort((a, b) => b.ms - a.ms);
+  t.comment(
+    `slowest: ${slowest
+      .slice(0, 5)
+      .map((x) => `${Math.round(x.ms)} ms ${x.what}`)
+      .join("; ")}`,
   );
 
   t.equal((await tsctl(["tasks", "ls", "--format", "json"])).stdout, "[]\n", "no task left");
