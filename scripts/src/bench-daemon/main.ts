@@ -21,7 +21,7 @@ import { type Containerd, startContainerd, type TestLike } from "../../../test/h
 import { repo } from "../bench-shim/paths.js";
 import { BenchDaemon } from "./daemon.js";
 import { goFleet, oursFleet } from "./fleet.js";
-import { containerdMemory, tsruncdMemory } from "./mem.js";
+import { containerdMemory, idleMemory, tsruncdMemory } from "./mem.js";
 import { benchReconnect } from "./reconnect.js";
 import { type BenchResult, GOALS, type MemResult, report } from "./report.js";
 import { benchBreakdown, benchRun } from "./run.js";
@@ -124,7 +124,7 @@ async function bench(result: BenchResult, failures: string[]): Promise<void> {
     const withMem = SECTIONS.has("mem");
     if (withMem) {
       note(`tsruncd with no container: settling ${SETTLE_MS} ms`);
-      mem.rows.push(await tsruncdMemory(d, 0, "0 containers", SETTLE_MS));
+      mem.rows.push(...(await idleMemory(d, SETTLE_MS)));
     }
     note(`starting ${CONTAINERS} containers through tsruncd`);
     const fleet = await oursFleet(d, CONTAINERS, note);

@@ -138,7 +138,7 @@ export interface ShimsMemory {
 }
 
 export interface DaemonMemory extends ProcMemory {
-  who: "tsruncd" | "containerd";
+  who: "tsruncd" | "containerd" | "bare node";
   state: string;
   containers: number;
   shims: ShimsMemory;
