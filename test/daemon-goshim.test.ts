@@ -165,6 +165,14 @@ t.test("an attached run through the Go shim forwards SIGTERM", async (t) => {
   t.same(await tasks(), []);
 });
 
+t.test("through the Go shim, a command that does not exist: one line, nothing left", async (t) => {
+  expectSocket("gx1");
+  const r = await tsctl(["run", "--rm", ...GO, "--rootfs", rootfs, "gx1", "/no/such/binary"]);
+  t.equal(r.exitCode, 1);
+  t.match(r.stderr, /^tsctl: [^\n]*no such file or directory\n$/, "one line");
+  t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "--rm removed the container");
+});
+
 t.test("nothing is left", async (t) => {
   t.same(await tasks(), [], "no task");
   t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "no container");
