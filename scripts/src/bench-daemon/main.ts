@@ -167,7 +167,7 @@ function judge(r: BenchResult): void {
     // judged on whichever comes later.
     const v = Math.max(...r.reconnect.samples.map((x) => Math.max(x.servingMs, x.bootDoneMs)));
     r.goals.push({
-      goal: `reconnect: spawn → serving + reconciled < ${GOALS.servingMs} ms, ${r.reconnect.containers} containers (worst)`,
+      goal: `reconnect: → serving + reconciled < ${GOALS.servingMs / 1000} s, ${r.reconnect.containers} ctrs (worst)`,
       value: `${v.toFixed(0)} ms`,
       met: Number.isFinite(v) ? v < GOALS.servingMs : undefined,
     });
@@ -176,7 +176,7 @@ function judge(r: BenchResult): void {
     const rows = r.mem.rows.filter((x) => x.who === "tsruncd" && x.containers > 0);
     const worst = Math.max(...rows.map((x) => x.rssKiB)) / 1024;
     r.goals.push({
-      goal: `memory: tsruncd RSS < ${GOALS.tsruncdRssMiB} MB with ${rows[0]?.containers ?? "?"} containers (worst)`,
+      goal: `memory: tsruncd RSS < ${GOALS.tsruncdRssMiB} MB, ${rows[0]?.containers ?? "?"} ctrs (worst)`,
       value: `${worst.toFixed(1)} MB`,
       met: rows.length ? worst < GOALS.tsruncdRssMiB : undefined,
     });

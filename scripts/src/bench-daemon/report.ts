@@ -40,6 +40,7 @@ export const BREAKDOWN_ROWS = [
   "clientWaitStart",
   "tasksStart",
   "tsShimStartCall",
+  "startToWait",
   "runUntilExit",
   "exitToWait",
   "clientAfterWait",
@@ -67,8 +68,9 @@ const ROW_LABELS: Record<BreakdownRow, string> = {
   clientWaitStart: "tsctl: Wait sent, then Start",
   tasksStart: "Tasks.Start",
   tsShimStartCall: "  in the shim's Start handler (runc start)",
-  runUntilExit: "Start answered → exit relayed (can overlap)",
-  exitToWait: "exit → Tasks.Wait returns",
+  startToWait: "Start answered → Tasks.Wait returns",
+  runUntilExit: "  /bin/true exits, tsruncd relays it",
+  exitToWait: "  exit relayed → Wait returns (±1 ms)",
   clientAfterWait: "tsctl: io drained, until Tasks.Delete",
   tasksDelete: "Tasks.Delete",
   tdShimDeleteCall: "  in the shim's Delete handler (runc delete)",
@@ -189,6 +191,7 @@ function breakdownLines(b: BreakdownResult): string[] {
       `    ${label.padEnd(48)} ${s.n ? ms(s.median).padStart(8) : "     n/a"}${s.n ? `  (p90 ${ms(s.p90)})` : ""}`,
     );
   }
+  lines.push("    (the shim's exit is placed at the time tsruncd read it from the shim's log fifo: ±1 ms)");
   const sum = BREAKDOWN_ROWS.filter((k) => !ROW_LABELS[k].startsWith(" ") && k !== "total").reduce(
     (a, k) => a + (Number.isFinite(b.rows[k].median) ? b.rows[k].median : 0),
     0,
@@ -261,6 +264,6 @@ export function report(r: BenchResult): string {
   if (r.reconnect) lines.push(...reconnectLines(r.reconnect, goal("reconnect")));
   if (r.mem) lines.push(...memLines(r.mem, goal("memory")));
   lines.push("", "goals:");
-  for (const g of r.goals) lines.push(`  ${g.goal.padEnd(52)} ${g.value.padEnd(22)} ${verdict(g.met)}`);
+  for (const g of r.goals) lines.push(`  ${g.goal.padEnd(56)} ${g.value.padStart(9)}  ${verdict(g.met)}`);
   return lines.join("\n");
 }

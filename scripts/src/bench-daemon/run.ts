@@ -127,6 +127,7 @@ function rowsOf(
     clientWaitStart: sent(`${T}Start`) - answered(`${T}Create`),
     tasksStart: answered(`${T}Start`) - sent(`${T}Start`),
     tsShimStartCall: shimCallMs(lines, "Start"),
+    startToWait: answered(`${T}Wait`) - answered(`${T}Start`),
     runUntilExit: exitAt - answered(`${T}Start`),
     exitToWait: answered(`${T}Wait`) - exitAt,
     clientAfterWait: sent(`${T}Delete`) - answered(`${T}Wait`),
