@@ -1,5 +1,7 @@
 // Media types and the JSON shapes of manifests the distribution client reads and picks from.
 
+import type { Descriptor } from "../content-store.js";
+
 export const mediaTypes = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
   ociManifest: "application/vnd.oci.image.manifest.v1+json",
@@ -20,22 +22,7 @@ export const manifestAccept = [
   "*/*",
 ].join(", ");
 
-export interface Platform {
-  architecture: string;
-  os: string;
-  variant?: string;
-  "os.version"?: string;
-  "os.features"?: string[];
-}
-
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: Platform;
-  urls?: string[];
-}
+export type { Descriptor, Platform } from "../content-store.js";
 
 export interface ImageIndex {
   schemaVersion: number;
