@@ -13,9 +13,19 @@
 //
 // Matching happens in JS on loaded records (see README: why not SQL). Deviations: a bad
 // regexp is an InvalidArgument at parse time (containerd matches nothing); regexps are
-// JavaScript's (a leading (?i)/(?m)/(?s) is honoured as a flag), so avoid RE2-only syntax.
+// JavaScript's (a leading (?i)/(?m)/(?s) is honoured), so avoid RE2-only syntax. They run on
+// V8's linear-time engine, as Go's RE2 runs in linear time: a filter (any client's, matched on
+// every List and every event published) must not be able to stall the daemon with a pattern
+// that backtracks exponentially. That engine has no backreferences or lookarounds (RE2 has
+// none either: InvalidArgument), no counted repetition above a few hundred, and sees UTF-16
+// code units (`.` matches half of an astral character).
 
+import { setFlagsFromString } from "node:v8";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+
+// The `l` (linear) RegExp flag; set before any pattern is compiled with it.
+setFlagsFromString("--enable-experimental-regexp-engine");
+
 import type { ContainerRecord } from "./records.js";
 
 /** Returns the value at a field path, or undefined when the field is absent. */
@@ -413,7 +423,10 @@ function unquote(text: string): string | undefined {
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
-/** A ~= value as a JS RegExp; Go's leading inline flags (?i), (?m), (?s) become JS flags. */
+/**
+ * A ~= value as a linear-time JS RegExp; Go's leading inline flags (?i), (?m), (?s) become JS
+ * flags, (?i) by folding case into the pattern (the linear engine takes no `i` flag).
+ */
 function compileRegexp(source: string): RegExp {
   let flags = "";
   const inline = /^\(\?([ims]+)\)/.exec(source);
@@ -421,16 +434,61 @@ function compileRegexp(source: string): RegExp {
     flags = [...new Set(inline[1])].join("");
     source = source.slice(inline[0].length);
   }
+  const pattern = flags.includes("i") ? foldCase(source) : source;
   try {
-    return new RegExp(source, `${flags}u`);
-  } catch {
-    try {
-      return new RegExp(source, flags);
-    } catch (err) {
-      throw new TtrpcError(
-        Code.InvalidArgument,
-        `filters: invalid regexp ${JSON.stringify(source)}: ${(err as Error).message}`,
-      );
+    return new RegExp(pattern, `${flags.replace("i", "")}l`);
+  } catch (err) {
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `filters: invalid regexp ${JSON.stringify(source)}: ${(err as Error).message}`,
+    );
+  }
+}
+
+/** The other case of a character, when it has exactly one. */
+function otherCase(c: string): string | undefined {
+  const lo = c.toLowerCase();
+  const up = c.toUpperCase();
+  if (lo === up || lo.length !== 1 || up.length !== 1) return undefined;
+  return c === lo ? up : lo;
+}
+
+/**
+ * A pattern that matches case-insensitively without the `i` flag: each letter becomes a class of
+ * both cases (outside a class) or gains its other case (inside one, ranges of letters too).
+ * Escapes and group names are copied as they are.
+ */
+function foldCase(p: string): string {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === "\\") {
+      out += p.slice(i, i + 2);
+      i++;
+    } else if (!inClass && p.startsWith("(?<", i) && p[i + 3] !== "=" && p[i + 3] !== "!") {
+      const end = p.indexOf(">", i);
+      if (end < 0) return p; // not a group name: the compiler reports it
+      out += p.slice(i, end + 1);
+      i = end;
+    } else if (c === "[" && !inClass) {
+      inClass = true;
+      out += c;
+      if (p[i + 1] === "^") out += p[++i];
+    } else if (c === "]" && inClass) {
+      inClass = false;
+      out += c;
+    } else if (inClass && p[i + 1] === "-" && p[i + 2] !== undefined && p[i + 2] !== "]") {
+      const hi = p[i + 2]!;
+      out += `${c}-${hi}`;
+      const oc = otherCase(c);
+      const oh = otherCase(hi);
+      if (/[a-zA-Z]/.test(c) && /[a-zA-Z]/.test(hi) && oc && oh && oc <= oh) out += `${oc}-${oh}`;
+      i += 2;
+    } else {
+      const o = otherCase(c);
+      out += o === undefined ? c : inClass ? `${c}${o}` : `[${c}${o}]`;
     }
   }
+  return out;
 }
