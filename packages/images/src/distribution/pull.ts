@@ -69,6 +69,8 @@ export interface PullResult {
   platform: Platform;
   /** The root index, when the name resolves to one. */
   index?: ImageIndex;
+  /** Blob bytes received from the registry (less than the image's size when blobs existed or ingests resumed). */
+  transferred: number;
 }
 
 const maxConfigBytes = 16 * 1024 * 1024;
@@ -97,11 +99,12 @@ export async function pull(reference: string | Reference, options: PullOptions):
     signal: controller.signal,
     retries: options.retries ?? 3,
     emit: options.onProgress ?? (() => {}),
+    transferred: 0,
   };
   try {
     return await pullWith(ctx, want, Math.max(1, options.concurrency ?? 3), controller);
   } catch (err) {
-    if (options.signal?.aborted && !(err instanceof TtrpcError && err.code === Code.Canceled))
+    if (options.signal?.aborted)
       throw new TtrpcError(Code.Canceled, `pull of ${formatReference(ref)} canceled`, { cause: err });
     throw err;
   } finally {
@@ -117,6 +120,7 @@ interface Ctx {
   signal: AbortSignal;
   retries: number;
   emit: (event: PullProgress) => void;
+  transferred: number;
 }
 
 async function pullWith(
@@ -229,6 +233,7 @@ async function pullWith(
     config,
     platform: platform ?? want,
     ...(rootIndex === undefined ? {} : { index: rootIndex }),
+    transferred: ctx.transferred,
   };
 }
 
@@ -350,6 +355,7 @@ async function fetchBlob(ctx: Ctx, desc: Descriptor, kind: BlobKind): Promise<vo
         let skip = writer.offset - offset;
         try {
           for await (const chunk of stream as AsyncIterable<Buffer>) {
+            ctx.transferred += chunk.length;
             let data = chunk;
             if (skip > 0) {
               if (data.length <= skip) {
