@@ -559,13 +559,31 @@ t.test("a second tsruncd on the same root refuses to start", async (t) => {
   t.equal(v.exitCode, 0, `the first one still serves on its socket: ${v.stderr}`);
 });
 
-t.test("nothing is left", async (t) => {
+t.test("nothing is left; tsctl events ends when the daemon stops", async (t) => {
   t.same(await taskList(), [], "no task");
   t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "no container");
   t.same(fs.existsSync(fifoNs) ? fs.readdirSync(fifoNs) : [], [], "no fifo directory");
   const bundles = path.join(d.root.path, "state", d.namespace);
   t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], "no bundle");
+  const ev = spawnTsctl(d, ["events"]);
+  const lines = new LineReader(ev.stdout!);
+  let n = 0;
+  await waitFor(
+    async () => {
+      const probe = `last${n++}`;
+      await tsctl(["run", "--rm", "--null-io", "--rootfs", rootfs, probe, "true"]);
+      return lines.lines.some((l) => l.includes(`"${probe}"`));
+    },
+    { what: "tsctl events to be subscribed", timeoutMs: 15_000 },
+  );
   await d.stop();
+  const end = await ev;
+  oneErrorLine(
+    t,
+    { ...end, exitCode: end.exitCode ?? -1, stderr: String(end.stderr), stdout: "" },
+    /lost the connection to tsruncd/,
+    "events when the daemon stops",
+  );
   await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
     what: "no process of the test",
     timeoutMs: 5000,
