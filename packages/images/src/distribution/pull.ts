@@ -318,9 +318,13 @@ function isTransient(err: unknown): boolean {
   return err instanceof TtrpcError && err.code === Code.Unavailable;
 }
 
-/** Leaves an unfinished ingest for a later resume (a short commit closes the writer and keeps the bytes). */
+/**
+ * Leaves an unfinished ingest for a later resume (a short commit closes the writer and keeps the
+ * bytes); an empty one is removed, there is nothing to resume.
+ */
 async function closeKeeping(writer: ContentWriter): Promise<void> {
-  await writer.commit().catch(() => {});
+  if (writer.offset === 0) await writer.abort().catch(() => {});
+  else await writer.commit().catch(() => {});
 }
 
 /** Fetches one blob into the store, resuming its ingest; retries transient failures from where they stopped. */
