@@ -54,6 +54,12 @@ export interface DaemonEnv {
     stdout: string;
     stderr: string;
   }>;
+  /**
+   * Starts tsctl with `--address` (default ours) and `-n` set and returns the child, to signal
+   * or read while it runs. Output is kept byte for byte (no final newline stripped); never
+   * rejects. (Through `env -i`, as tsctl(): tap's NODE_OPTIONS must not reach it.)
+   */
+  spawnTsctl(args: string[], opts?: SpawnTsctlOptions): ResultPromise<typeof SPAWN_TSCTL_OPTIONS>;
   /** A fresh busybox rootfs directory for `--rootfs`. */
   rootfs(name: string): string;
   /**
@@ -63,6 +69,17 @@ export interface DaemonEnv {
    */
   finish(t: Test): Promise<void>;
 }
+
+export interface SpawnTsctlOptions {
+  /** Written to tsctl's stdin, then closed (default: no stdin). */
+  input?: string;
+  /** Another socket than the daemon's (e.g. one where nothing listens). */
+  address?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+const SPAWN_TSCTL_OPTIONS = { reject: false, stripFinalNewline: false } as const;
 
 export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
   const root = tempRoot(t);
@@ -172,6 +189,23 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
       });
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    },
+    spawnTsctl(args: string[], opts: SpawnTsctlOptions = {}) {
+      const argv = [
+        ...envArgv({ ...env, ...opts.env }),
+        process.execPath,
+        TSCTL,
+        "--address",
+        opts.address ?? address,
+        "-n",
+        namespace,
+        ...args,
+      ];
+      return execa("env", argv, {
+        ...SPAWN_TSCTL_OPTIONS,
+        timeout: opts.timeoutMs ?? 60_000,
+        ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
+      });
     },
     async finish(t: Test) {
       if (proc?.pid && proc.exitCode === null) {
