@@ -5,11 +5,9 @@
 // left. Session b runs half of its containers through Debian's Go shim. The wall time is printed.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execa } from "execa";
 import t from "tap";
-import { assertNoLeaks, findScopeProcesses, goShimSocketPath } from "./helpers/cleanup.js";
-import { daemonEnv, TSCTL } from "./helpers/daemon.js";
-import { waitFor } from "./helpers/wait.js";
+import { goShimSocketPath } from "./helpers/cleanup.js";
+import { daemonEnv } from "./helpers/daemon.js";
 
 t.setTimeout(240_000);
 
@@ -27,17 +25,7 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
   const tsctl = async (args: string[], input?: string) => {
     commands++;
     const started = performance.now();
-    const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
-    const r = await execa(
-      "env",
-      ["-i", ...env, process.execPath, TSCTL, "--address", d.address, "-n", d.namespace, ...args],
-      {
-        reject: false,
-        stripFinalNewline: false,
-        timeout: 90_000,
-        ...(input !== undefined ? { input } : { stdin: "ignore" as const }),
-      },
-    );
+    const r = await d.spawnTsctl(args, { timeoutMs: 90_000, ...(input !== undefined ? { input } : {}) });
     slowest.push({ ms: performance.now() - started, what: args.slice(0, 6).join(" ") });
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   };
@@ -136,11 +124,5 @@ t.test("two sessions, 20 containers, every step interleaved", async (t) => {
   t.same(fs.existsSync(fifos) ? fs.readdirSync(fifos) : [], [], "no fifo directory left");
   const bundles = path.join(d.root.path, "state", d.namespace);
   t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], "no bundle left");
-  await d.stop();
-  await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
-    what: "no process of the test",
-    timeoutMs: 5000,
-  }).catch(() => t.fail(`left: ${findScopeProcesses(d.root.scope).map((p) => p.argv.join(" "))}`));
-  t.same(d.root.cleanup(), [], "the sweep had nothing to force");
-  assertNoLeaks(t, d.root.scope);
+  await d.finish(t); // no process, bundle or runc state; the sweep forces nothing; no leak
 });

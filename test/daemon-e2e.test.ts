@@ -11,8 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa } from "execa";
 import t, { type Test } from "tap";
-import { assertNoLeaks, findScopeProcesses } from "./helpers/cleanup.js";
-import { type DaemonEnv, daemonEnv, TSCTL, TSRUNCD } from "./helpers/daemon.js";
+import { daemonEnv, TSRUNCD } from "./helpers/daemon.js";
 import { LineReader } from "./helpers/lines.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -20,24 +19,9 @@ t.setTimeout(240_000);
 
 type Result = { exitCode: number; stdout: string; stderr: string };
 
-/**
- * tsctl as a child (through `env -i`: tap's NODE_OPTIONS must not reach it), output kept
- * byte for byte; the child can be signalled and read while it runs.
- */
-function spawnTsctl(d: DaemonEnv, args: string[], o: { input?: string; address?: string } = {}) {
-  const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
-  const argv = ["--address", o.address ?? d.address, "-n", d.namespace, ...args];
-  return execa("env", ["-i", ...env, process.execPath, TSCTL, ...argv], {
-    reject: false,
-    stripFinalNewline: false,
-    timeout: 60_000,
-    ...(o.input !== undefined ? { input: o.input } : { stdin: "ignore" as const }),
-  });
-}
-
 /** Runs tsctl to its end. */
 async function tsctl(args: string[], o: { input?: string; address?: string } = {}): Promise<Result> {
-  const r = await spawnTsctl(d, args, o);
+  const r = await d.spawnTsctl(args, o);
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -362,7 +346,7 @@ t.test("tasks rm -f and containers rm of a paused task", async (t) => {
 });
 
 t.test("an attached run forwards signals; a SIGKILL death is 137", async (t) => {
-  const child = spawnTsctl(d, [
+  const child = d.spawnTsctl([
     "run",
     "--rm",
     "--rootfs",
@@ -380,7 +364,7 @@ t.test("an attached run forwards signals; a SIGKILL death is 137", async (t) => 
   t.equal(r.stdout, "ready\ngot TERM\n", "the container saw SIGTERM");
   t.equal(r.stderr, "");
 
-  const int = spawnTsctl(d, [
+  const int = d.spawnTsctl([
     "run",
     "--rm",
     "--rootfs",
@@ -394,7 +378,7 @@ t.test("an attached run forwards signals; a SIGKILL death is 137", async (t) => 
   int.kill("SIGINT");
   t.equal((await int).exitCode, 43, "SIGINT forwarded too");
 
-  const victim = spawnTsctl(d, [
+  const victim = d.spawnTsctl([
     "run",
     "--rm",
     "--rootfs",
@@ -414,7 +398,7 @@ t.test("an attached run forwards signals; a SIGKILL death is 137", async (t) => 
 });
 
 t.test("tsctl events: a container's events in order", async (t) => {
-  const ev = spawnTsctl(d, ["events"]);
+  const ev = d.spawnTsctl(["events"]);
   const lines = new LineReader(ev.stdout!);
   // The subscription is live once a probe's create shows up.
   let n = 0;
@@ -565,7 +549,7 @@ t.test("nothing is left; tsctl events ends when the daemon stops", async (t) => 
   t.same(fs.existsSync(fifoNs) ? fs.readdirSync(fifoNs) : [], [], "no fifo directory");
   const bundles = path.join(d.root.path, "state", d.namespace);
   t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], "no bundle");
-  const ev = spawnTsctl(d, ["events"]);
+  const ev = d.spawnTsctl(["events"]);
   const lines = new LineReader(ev.stdout!);
   let n = 0;
   await waitFor(
@@ -584,10 +568,5 @@ t.test("nothing is left; tsctl events ends when the daemon stops", async (t) => 
     /lost the connection to tsruncd/,
     "events when the daemon stops",
   );
-  await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
-    what: "no process of the test",
-    timeoutMs: 5000,
-  }).catch(() => t.fail(`left: ${findScopeProcesses(d.root.scope).map((p) => p.argv.join(" "))}`));
-  t.same(d.root.cleanup(), [], "the sweep had nothing to force");
-  assertNoLeaks(t, d.root.scope);
+  await d.finish(t); // no process, bundle or runc state; the sweep forces nothing; no leak
 });

@@ -4,10 +4,9 @@
 // state under /run/containerd/runc/<namespace> included. (Its terminals: daemon-tty.test.ts.)
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execa } from "execa";
 import t from "tap";
-import { assertNoLeaks, findScopeProcesses, goShimSocketPath } from "./helpers/cleanup.js";
-import { daemonEnv, TSCTL } from "./helpers/daemon.js";
+import { goShimSocketPath } from "./helpers/cleanup.js";
+import { daemonEnv } from "./helpers/daemon.js";
 import { LineReader } from "./helpers/lines.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -19,23 +18,8 @@ const d = await daemonEnv(t);
 await d.start();
 const rootfs = d.rootfs("shared");
 
-/** tsctl through `env -i`, output kept byte for byte. */
-function spawnTsctl(args: string[], o: { input?: string } = {}) {
-  const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
-  return execa(
-    "env",
-    ["-i", ...env, process.execPath, TSCTL, "--address", d.address, "-n", d.namespace, ...args],
-    {
-      reject: false,
-      stripFinalNewline: false,
-      timeout: 60_000,
-      ...(o.input !== undefined ? { input: o.input } : { stdin: "ignore" as const }),
-    },
-  );
-}
-
 async function tsctl(args: string[], o: { input?: string } = {}) {
-  const r = await spawnTsctl(args, o);
+  const r = await d.spawnTsctl(args, o);
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -147,7 +131,7 @@ t.test("run -d through the Go shim, exec, pause, kill, rm", async (t) => {
 
 t.test("an attached run through the Go shim forwards SIGTERM", async (t) => {
   expectSocket("gs1");
-  const child = spawnTsctl([
+  const child = d.spawnTsctl([
     "run",
     "--rm",
     ...GO,
@@ -179,10 +163,5 @@ t.test("nothing is left", async (t) => {
   const bundles = path.join(d.root.path, "state", d.namespace);
   t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], "no bundle");
   await d.stop();
-  await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
-    what: "no process of the test",
-    timeoutMs: 5000,
-  }).catch(() => t.fail(`left: ${findScopeProcesses(d.root.scope).map((p) => p.argv.join(" "))}`));
-  t.same(d.root.cleanup(), [], "the sweep had nothing to force");
-  assertNoLeaks(t, d.root.scope);
+  await d.finish(t); // no process, bundle or runc state; the sweep forces nothing; no leak
 });

@@ -4,10 +4,9 @@
 // the shell's status. One daemon for the file; the last test proves nothing is left.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execa } from "execa";
 import * as pty from "node-pty";
 import t from "tap";
-import { assertNoLeaks, findScopeProcesses, goShimSocketPath } from "./helpers/cleanup.js";
+import { goShimSocketPath } from "./helpers/cleanup.js";
 import { daemonEnv, TSCTL } from "./helpers/daemon.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -23,12 +22,7 @@ const RUNTIMES = [
 ];
 
 async function tsctl(args: string[]) {
-  const env = Object.entries(d.env).map(([k, v]) => `${k}=${v}`);
-  const r = await execa(
-    "env",
-    ["-i", ...env, process.execPath, TSCTL, "--address", d.address, "-n", d.namespace, ...args],
-    { reject: false, stripFinalNewline: false, stdin: "ignore", timeout: 60_000 },
-  );
+  const r = await d.spawnTsctl(args);
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -137,10 +131,5 @@ t.test("nothing is left", async (t) => {
   const fifos = path.join(d.env.TSRUNC_FIFO_DIR ?? "", d.namespace);
   t.same(fs.existsSync(fifos) ? fs.readdirSync(fifos) : [], [], "no fifo directory");
   await d.stop();
-  await waitFor(() => findScopeProcesses(d.root.scope).length === 0, {
-    what: "no process of the test",
-    timeoutMs: 5000,
-  }).catch(() => t.fail(`left: ${findScopeProcesses(d.root.scope).map((p) => p.argv.join(" "))}`));
-  t.same(d.root.cleanup(), [], "the sweep had nothing to force");
-  assertNoLeaks(t, d.root.scope);
+  await d.finish(t); // no process, bundle or runc state; the sweep forces nothing; no leak
 });
