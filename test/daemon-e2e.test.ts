@@ -437,7 +437,7 @@ t.test("tsctl events: a container's events in order", async (t) => {
   ev.kill("SIGINT");
   const done = await ev;
   t.equal(done.exitCode, 0, `SIGINT ends tsctl events cleanly: ${done.stderr}`);
-  t.ok(Date.now() - t0 < 3000, `…promptly (${Date.now() - t0} ms)`);
+  t.ok(Date.now() - t0 < 5000, `…promptly (${Date.now() - t0} ms)`);
 });
 
 t.test("user mistakes: one `tsctl:` line, a non-zero exit, no stack trace", async (t) => {
