@@ -10,7 +10,14 @@ import { ContentStore } from "../content-store.js";
 import { formatPlatform, hostPlatform } from "./platforms.js";
 import { type PullProgress, pull } from "./pull.js";
 import { RegistryClient } from "./registry-client.js";
-import { buildFixture, type Fixture, pushTag, startRegistry, tempDir } from "./test-registry.js";
+import {
+  buildFixture,
+  dockerFormat,
+  type Fixture,
+  pushTag,
+  startRegistry,
+  tempDir,
+} from "./test-registry.js";
 
 const bigLayer = 32 * 1024 * 1024;
 const started = Date.now();
@@ -20,6 +27,7 @@ const registry = await startRegistry(t, { rootdir: join(work, "registry") });
 const repo = `${registry.host}/tsrunc/test`;
 await pushTag(fixture.layout, "multi", `${repo}:multi`);
 await pushTag(fixture.layout, "single", `${repo}:single`);
+await pushTag(fixture.layout, "multi", `${repo}:docker`, dockerFormat);
 t.comment(`fixture built and pushed in ${Date.now() - started} ms`);
 
 async function freshStore(t: Test): Promise<ContentStore> {
@@ -97,6 +105,38 @@ t.test("pulls the host's platform out of a multi-platform index", async (t) => {
   t.equal(again.transferred, 0, "nothing transferred the second time");
   t.ok(
     events2.filter((e) => e.kind === "layer").every((e) => e.status === "waiting" || e.status === "exists"),
+  );
+});
+
+t.test("a Docker manifest list of schema 2 manifests (skopeo --format v2s2)", async (t) => {
+  const store = await freshStore(t);
+  const r = await pull(`${repo}:docker`, { store, plainHttp: true });
+  const amd64 = fixture.multi.images[0]!;
+  t.equal(r.target.mediaType, "application/vnd.docker.distribution.manifest.list.v2+json");
+  t.equal(r.manifestDescriptor.mediaType, "application/vnd.docker.distribution.manifest.v2+json");
+  t.same(r.platform, { architecture: "amd64", os: "linux" });
+  t.equal(r.config.architecture, "amd64");
+  t.same(
+    r.manifest.layers.map((l) => [l.mediaType, l.digest]),
+    amd64.layers.map((l) => ["application/vnd.docker.image.rootfs.diff.tar.gzip", l.digest]),
+    "the amd64 layers, as Docker layers",
+  );
+  await checkStored(
+    t,
+    store,
+    amd64.layers.map((l) => l.digest),
+  );
+  for (const b of await store.list()) t.equal(sha256(await readFile(store.blobPath(b.digest))), b.digest);
+  t.equal((await store.list()).length, 2 + 1 + amd64.layers.length, "list, manifest, config, layers");
+  const arm = await pull(`${repo}:docker`, {
+    store: await freshStore(t),
+    plainHttp: true,
+    platform: "linux/arm/v7",
+  });
+  t.equal(arm.config.architecture, "arm");
+  t.same(
+    arm.manifest.layers.map((l) => l.digest),
+    fixture.multi.images[2]!.layers.map((l) => l.digest),
   );
 });
 

@@ -5,6 +5,7 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
@@ -18,10 +19,24 @@ import type { Descriptor } from "../content-store.js";
 
 export const registryBinary = "docker-registry";
 
-/** A fresh temporary directory, removed when the test ends. */
+// What a test process leaves must go even when it dies before its teardowns run (a failed
+// top-level setup, an uncaught error): registries also get SIGKILL from the kernel when this
+// process dies (setpriv --pdeathsig), and an exit hook removes what is left.
+const liveDirs = new Set<string>();
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed when the test ends (or the process exits). */
 export async function tempDir(t: Test, prefix = "tsrunc-dist-"): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  liveDirs.add(dir);
+  t.teardown(async () => {
+    await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  });
   return dir;
 }
 
@@ -221,7 +236,7 @@ export async function buildFixture(dir: string, bigLayerBytes = 0): Promise<Fixt
   return { layout, multi: { index, images }, single, blobs };
 }
 
-/** skopeo copy of one tag of the layout into a registry, keeping every digest. */
+/** skopeo copy of one tag of the layout into a registry, keeping every digest unless converting (--format). */
 export async function pushTag(
   layout: string,
   tag: string,
@@ -232,12 +247,15 @@ export async function pushTag(
     "copy",
     "--quiet",
     "--all",
-    "--preserve-digests",
+    ...(extra.includes("--format") ? [] : ["--preserve-digests"]),
     ...extra,
     `oci:${layout}:${tag}`,
     `docker://${dest}`,
   ]);
 }
+
+/** skopeo options that convert an OCI index into a Docker manifest list of schema 2 manifests. */
+export const dockerFormat = ["--dest-tls-verify=false", "--format", "v2s2"];
 
 // ---------- docker-registry ----------
 
@@ -324,12 +342,20 @@ export async function startRegistry(t: Test, config: RegistryConfig): Promise<Ru
     const port = await freePort();
     const confPath = join(confDir, `config-${port}.yml`);
     await writeFile(confPath, registryYaml(`127.0.0.1:${port}`, config));
-    const child = spawn(registryBinary, ["serve", confPath], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", registryBinary, "serve", confPath], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    liveChildren.add(child);
     let stderr = "";
     child.stderr?.setEncoding("utf8").on("data", (d: string) => {
       stderr = (stderr + d).slice(-20_000);
     });
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    const exited = new Promise<void>((resolve) =>
+      child.once("exit", () => {
+        liveChildren.delete(child);
+        resolve();
+      }),
+    );
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
@@ -356,6 +382,7 @@ export async function seededStorage(t: Test, fixture: Fixture, repo: string): Pr
   const reg = await startRegistry(t, { rootdir });
   await pushTag(fixture.layout, "multi", `${reg.host}/${repo}:multi`);
   await pushTag(fixture.layout, "single", `${reg.host}/${repo}:single`);
+  await pushTag(fixture.layout, "multi", `${reg.host}/${repo}:docker`, dockerFormat);
   await reg.stop();
   return rootdir;
 }
