@@ -195,7 +195,11 @@ t.test(
       fixture.multi.images[1]!.manifest.digest,
       "a digest reference pulls that manifest",
     );
-    t.equal(byDigest.name, repo);
+    t.equal(
+      byDigest.name,
+      `${repo}@${fixture.multi.images[1]!.manifest.digest}`,
+      "named as containerd names it",
+    );
 
     const msg = await rejectsCode(
       t,

@@ -49,7 +49,7 @@ export interface RequestOptions {
 }
 
 export interface Resolved {
-  /** The normalized name that was resolved: "docker.io/library/busybox:latest". */
+  /** The normalized reference resolved (the image record's name): "docker.io/library/busybox:latest", "host/a@sha256:…". */
   name: string;
   /** The descriptor of the root manifest (index, list or manifest). */
   descriptor: Descriptor;
@@ -260,7 +260,7 @@ export class RegistryClient {
   ): Promise<IncomingMessage> {
     if (url.protocol !== "http:" && url.protocol !== "https:")
       throw new TtrpcError(Code.Unknown, `${what}: unsupported URL scheme ${url.protocol}`);
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw new TtrpcError(Code.Canceled, `${what}: canceled`);
     const agent = await this.#agentFor(url);
     this.stats.requests++;
     return await new Promise<IncomingMessage>((resolve, reject) => {
@@ -456,7 +456,7 @@ export class RegistryClient {
    * A reference with a digest is checked against what the registry answers.
    */
   async resolve(ref: Reference, options: RequestOptions = {}): Promise<Resolved> {
-    const name = repositoryName(ref) + (ref.tag === undefined ? "" : `:${ref.tag}`);
+    const name = formatReference(ref);
     const object = manifestObject(ref);
     const what = `resolving ${formatReference(ref)}`;
     const path = `manifests/${object}`;
