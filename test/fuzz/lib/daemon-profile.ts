@@ -82,10 +82,12 @@ export const daemonCalls: fc.Arbitrary<CallSpec> = fc.oneof(
   },
   {
     weight: 3,
-    // Random bytes, for any method but the creates (whose random bodies could make records).
+    // Random bytes, for any method but the creates (whose random bodies could make records) and
+    // Subscribe (the model cannot tell an undecodable one, answered at once, from one that
+    // streams until the connection ends).
     arbitrary: fc
       .record({
-        w: fc.constantFrom(...wire.filter((w) => w.method !== "Create")),
+        w: fc.constantFrom(...wire.filter((w) => w.method !== "Create" && w.method !== "Subscribe")),
         payload: fc.option(fc.uint8Array({ maxLength: 48 }), { nil: undefined }),
       })
       .map(({ w, payload }) => ({ service: w.service, method: w.method, payload })),
