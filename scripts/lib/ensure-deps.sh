@@ -1,7 +1,8 @@
 # Sourced by scripts/test and scripts/demo: installs what a fresh machine lacks.
 # Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs, criu
 # (only a runc "Recommends", but the checkpoint tests expect CRIU's own error message), python3
-# (fd-passing and pty helpers in the native tests). Then npm ci (when the lockfile changed) and
+# (fd-passing and pty helpers in the native tests), attr (setfattr: @tsrunc/images sets a layer's
+# xattrs with it), umoci and zstd (the images tests build and compress images). Then npm ci (when the lockfile changed) and
 # the build.
 ensure_deps() {
   local missing=()
@@ -10,6 +11,9 @@ ensure_deps() {
   [ -x /bin/busybox ] || missing+=(busybox-static)
   command -v criu >/dev/null || missing+=(criu)
   command -v python3 >/dev/null || missing+=(python3)
+  command -v setfattr >/dev/null || missing+=(attr)
+  command -v umoci >/dev/null || missing+=(umoci)
+  command -v zstd >/dev/null || missing+=(zstd)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
