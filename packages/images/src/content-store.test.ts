@@ -224,3 +224,22 @@ t.test("abortStaleIngests removes old ingests but not live writers'", async (t) 
   t.ok(await cs.has(b.desc.digest));
   t.same(await readdir(join(cs.root, "ingest")), []);
 });
+
+t.test("ingestStream stores a stream under the digest it has, checking what is expected", async (t) => {
+  const cs = await freshStore(t);
+  const { data, desc } = blob(randomBytes(300_000));
+  const chunks = [data.subarray(0, 1000), data.subarray(1000)];
+  t.same(await cs.ingestStream(chunks), desc);
+  t.same(await cs.readBlob(desc.digest), data);
+  t.same(await cs.ingestStream(chunks, { expected: desc }), desc, "again: a no-op");
+  await rejectsCode(t, cs.ingestStream(chunks, { expected: { size: 5 } }), Code.FailedPrecondition, "size");
+  await rejectsCode(
+    t,
+    cs.ingestStream([Buffer.from("x")], { expected: { digest: desc.digest } }),
+    Code.FailedPrecondition,
+    "digest",
+  );
+  await rejectsCode(t, cs.ingestStream(chunks, { maxBytes: 10 }), Code.ResourceExhausted, "bounded");
+  t.same(await readdir(join(cs.root, "ingest")), []);
+  t.same(await cs.list(), [desc]);
+});

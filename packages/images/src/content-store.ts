@@ -260,6 +260,67 @@ export class ContentStore {
     }
   }
 
+  /**
+   * Stores a stream whose digest is not known beforehand (an archive's files): the bytes go to a
+   * fresh ingest, hashed and counted, then are committed under the digest they have. `expected`
+   * fields that are given are checked (FailedPrecondition), `maxBytes` bounds the size
+   * (ResourceExhausted). Returns the blob's digest and size.
+   */
+  async ingestStream(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: { expected?: Partial<BlobInfo>; maxBytes?: number } = {},
+  ): Promise<BlobInfo> {
+    const { expected = {}, maxBytes } = options;
+    if (expected.digest !== undefined) digestHex(expected.digest);
+    if (expected.size !== undefined) checkSize(expected.size);
+    const dir = join(this.#ingest, `stream-${randomBytes(12).toString("hex")}`);
+    await mkdir(dir, { mode: 0o700 });
+    const key = dir.slice(this.#ingest.length + 1);
+    this.#locked.add(key);
+    let fh: FileHandle | undefined;
+    try {
+      const dataPath = join(dir, "data");
+      fh = await open(dataPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+      const hash = createHash("sha256");
+      let size = 0;
+      for await (const chunk of source) {
+        size += chunk.length;
+        if (maxBytes !== undefined && size > maxBytes)
+          throw new TtrpcError(Code.ResourceExhausted, `stream is larger than ${maxBytes} bytes`);
+        if (expected.size !== undefined && size > expected.size)
+          throw new TtrpcError(
+            Code.FailedPrecondition,
+            `stream is larger than the expected ${expected.size} bytes`,
+          );
+        hash.update(chunk);
+        let done = 0;
+        while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten;
+      }
+      const digest = `sha256:${hash.digest("hex")}`;
+      if (expected.size !== undefined && size !== expected.size)
+        throw new TtrpcError(Code.FailedPrecondition, `unexpected size ${size}, expected ${expected.size}`);
+      if (expected.digest !== undefined && digest !== expected.digest)
+        throw new TtrpcError(
+          Code.FailedPrecondition,
+          `unexpected digest ${digest}, expected ${expected.digest}`,
+        );
+      await fh.chmod(0o444);
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      const target = this.blobPath(digest);
+      if (!(await this.has(digest))) {
+        await rename(dataPath, target);
+        await fsyncDir(this.#blobs);
+      }
+      return { digest, size };
+    } finally {
+      await fh?.close().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+      this.#locked.delete(key);
+    }
+  }
+
   /** Removes a blob. NotFound when absent. */
   async delete(digest: string): Promise<void> {
     const path = this.blobPath(digest);
