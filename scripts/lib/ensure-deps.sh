@@ -2,7 +2,7 @@
 # Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs, criu
 # (only a runc "Recommends", but the checkpoint tests expect CRIU's own error message), python3
 # (fd-passing and pty helpers in the native tests), attr (setfattr: @tsrunc/images sets a layer's
-# xattrs with it), umoci and zstd (the images tests build and compress images). Then npm ci (when the lockfile changed) and
+# xattrs with it), umoci, skopeo and zstd (the images tests build, copy and compress images). Then npm ci (when the lockfile changed) and
 # the build.
 ensure_deps() {
   local missing=()
@@ -13,6 +13,7 @@ ensure_deps() {
   command -v python3 >/dev/null || missing+=(python3)
   command -v setfattr >/dev/null || missing+=(attr)
   command -v umoci >/dev/null || missing+=(umoci)
+  command -v skopeo >/dev/null || missing+=(skopeo)
   command -v zstd >/dev/null || missing+=(zstd)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
