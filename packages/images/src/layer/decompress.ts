@@ -104,8 +104,13 @@ export async function* decompressed(
         decoder.write(c)
           ? Promise.resolve()
           : new Promise<void>((r) => {
-              decoder.once("drain", r);
-              decoder.once("close", r);
+              const done = () => {
+                decoder.off("drain", done);
+                decoder.off("close", done);
+                r();
+              };
+              decoder.on("drain", done);
+              decoder.on("close", done);
             });
       if (head.length > 0) await write(head);
       if (!ended) {
