@@ -311,3 +311,27 @@ t.test(
     t.equal(cleanEntryName("a/../../b"), undefined);
   },
 );
+
+t.test("overlay mode: a parent the layer does not carry takes the lower layer's metadata", async (t) => {
+  const { root, base } = await workdir(t);
+  const lower = join(base, "lower");
+  mkdirSync(lower);
+  await apply(
+    tarArchive([{ name: "srv/", type: "directory", mode: 0o711, uid: 33, gid: 34, mtime: 1_234_567_890 }]),
+    lower,
+  );
+  await apply(
+    tarArchive([
+      { name: "srv/new", data: "n" },
+      { name: "opt/x", data: "x" },
+    ]),
+    root,
+    {
+      mode: "overlay",
+      parents: [lower],
+    },
+  );
+  const st = lstatSync(join(root, "srv"));
+  t.same([st.mode & 0o7777, st.uid, st.gid, st.mtimeMs], [0o711, 33, 34, 1_234_567_890_000]);
+  t.equal(lstatSync(join(root, "opt")).mode & 0o7777, 0o755, "no lower: 0755 root");
+});
