@@ -47,6 +47,7 @@ export const annotations = {
 } as const;
 
 const maxMetadataFile = 16 * 1024 * 1024;
+const maxMetadataTotal = 64 * 1024 * 1024;
 const ociBlobPath = /^blobs\/sha256\/([0-9a-f]{64})$/;
 
 function invalid(why: string): TtrpcError {
@@ -94,6 +95,7 @@ export async function importArchive(
   const files = new Map<string, BlobInfo>();
   const links = new Map<string, string>();
   const added: string[] = [];
+  let metadataBytes = 0;
   const src = new ByteSource(decompressed(input));
   try {
     for await (const entry of tarEntries(src)) {
@@ -113,7 +115,11 @@ export async function importArchive(
       }
       if (h.type !== "file") continue;
       if (isMetadataFile(path)) {
-        metadata.set(path, await collect(entry.data(), maxMetadataFile, path));
+        const data = await collect(entry.data(), maxMetadataFile, path);
+        metadataBytes += data.length - (metadata.get(path)?.length ?? 0);
+        if (metadataBytes > maxMetadataTotal)
+          throw invalid(`more than ${maxMetadataTotal} bytes of metadata files`);
+        metadata.set(path, data);
         continue;
       }
       const m = ociBlobPath.exec(path);
