@@ -2,8 +2,9 @@
 # Debian packages: runc, containerd (1.6 in bookworm) with ctr, busybox-static for rootfs, criu
 # (only a runc "Recommends", but the checkpoint tests expect CRIU's own error message), python3
 # (fd-passing and pty helpers in the native tests), attr (setfattr: @tsrunc/images sets a layer's
-# xattrs with it), umoci, skopeo and zstd (the images tests build, copy and compress images). Then npm ci (when the lockfile changed) and
-# the build.
+# xattrs with it), umoci, skopeo and zstd (the images tests build, copy and compress images),
+# docker-registry, apache2-utils (htpasswd) and openssl (the distribution tests' real registry with
+# basic auth and TLS). Then npm ci (when the lockfile changed) and the build.
 ensure_deps() {
   local missing=()
   command -v runc >/dev/null || missing+=(runc)
@@ -15,6 +16,9 @@ ensure_deps() {
   command -v umoci >/dev/null || missing+=(umoci)
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v zstd >/dev/null || missing+=(zstd)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
