@@ -1,6 +1,6 @@
 // Finding and removing everything a cross-process test can leave behind: processes, runc
 // containers, mounts, cgroups, shim sockets and the test's temp root. One file per concern in
-// cleanup/; this barrel is what tests (and scripts/lib/bench-shim.mjs, via test/dist) import.
+// cleanup/; this barrel is what tests import.
 //
 // Everything there is synchronous on purpose: the same sweep runs from a tap teardown and from a
 // process exit/signal hook (where nothing asynchronous gets to run), so a test that dies still

@@ -439,7 +439,8 @@ async function benchTimeline(): Promise<TimelineResult> {
     add("serving", at(lines.find((j) => j.msg === "shim serving")));
     const seen = new Set<string>(); // the first call of each method (containerd may repeat State/Connect)
     for (const j of lines) {
-      const m = j.method as (typeof TIMELINE_METHODS)[number];
+      // The tracing interceptor logs the wire name ("Create"); older shims logged the handler's ("create").
+      const m = lowerFirst(j.method) as (typeof TIMELINE_METHODS)[number];
       if (j.msg !== "call" || typeof j.ms !== "number" || !methods.includes(m) || seen.has(m)) continue;
       seen.add(m);
       add(`${m}.begin`, at(j) - j.ms);
@@ -447,7 +448,7 @@ async function benchTimeline(): Promise<TimelineResult> {
       add(`${m}.end`, at(j));
     }
     add("exit", r.end);
-    const shutdown = lines.find((j) => j.msg === "call" && j.method === "shutdown");
+    const shutdown = lines.find((j) => j.msg === "call" && lowerFirst(j.method) === "shutdown");
     if (shutdown) add("afterShutdown", r.end - at(shutdown));
   }
   const out: TimelineResult = { runs: runs.length, goRun: summary(go) };
@@ -549,3 +550,7 @@ if (result) {
   else process.stdout.write(`${report(result)}\n`);
 }
 process.exit(code);
+
+function lowerFirst(v: unknown): string {
+  return typeof v === "string" ? v.charAt(0).toLowerCase() + v.slice(1) : "";
+}
