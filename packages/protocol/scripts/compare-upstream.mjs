@@ -33,6 +33,8 @@ const UPSTREAM_FILES = [
   "api/services/events/v1/events.proto",
   "api/services/containers/v1/containers.proto",
   "api/services/tasks/v1/tasks.proto",
+  "api/services/images/v1/images.proto",
+  "api/services/snapshots/v1/snapshots.proto",
   "runtime/v2/runc/options/oci.proto",
   "vendor/github.com/containerd/cgroups/stats/v1/metrics.proto",
   "vendor/github.com/containerd/cgroups/v2/stats/metrics.proto",

@@ -549,6 +549,9 @@ const MODULES = [
       "containerd.services.containers.v1",
       "containerd.services.tasks.v1",
       "containerd.services.events.v1",
+      "containerd.services.images.v1",
+      "containerd.services.snapshots.v1",
+      "tsrunc.services.images.v1",
     ],
   },
 ];

@@ -6,13 +6,19 @@
 import {
   containerd_services_containers_v1,
   containerd_services_events_v1,
+  containerd_services_images_v1,
+  containerd_services_snapshots_v1,
   containerd_services_tasks_v1,
+  tsrunc_services_images_v1,
 } from "./generated/daemon.js";
 
 export {
   containerd_services_containers_v1 as containersapi,
   containerd_services_events_v1 as eventsapi,
+  containerd_services_images_v1 as imagesapi,
+  containerd_services_snapshots_v1 as snapshotsapi,
   containerd_services_tasks_v1 as tasksapi,
+  tsrunc_services_images_v1 as imagetools,
 } from "./generated/daemon.js";
 
 /** containerd.services.containers.v1.Containers */
@@ -21,3 +27,9 @@ export const ContainersService = containerd_services_containers_v1.ContainersSer
 export const TasksService = containerd_services_tasks_v1.TasksService;
 /** containerd.services.events.v1.Events (Subscribe is a server stream of Envelopes). */
 export const EventsService = containerd_services_events_v1.EventsService;
+/** containerd.services.images.v1.Images: image records (name → target descriptor, labels). */
+export const ImagesService = containerd_services_images_v1.ImagesService;
+/** containerd.services.snapshots.v1.Snapshots (List is a server stream); snapshotter "overlayfs". */
+export const SnapshotsService = containerd_services_snapshots_v1.SnapshotsService;
+/** tsrunc.services.images.v1.ImageTools: Pull, Import, Export, Config, Prune (our own). */
+export const ImageToolsService = tsrunc_services_images_v1.ImageToolsService;

@@ -3,10 +3,13 @@
 // From:
 //   proto/containerd/services/containers/v1/containers.proto
 //   proto/containerd/services/events/v1/events.proto
+//   proto/containerd/services/images/v1/images.proto
+//   proto/containerd/services/snapshots/v1/snapshots.proto
 //   proto/containerd/services/tasks/v1/tasks.proto
+//   proto/tsrunc/services/images/v1/image_tools.proto
 
 import type { MethodDescriptor, ServiceDescriptor } from "@tsrunc/ttrpc";
-import { checkEnd, copyMap, GO_ZERO_TIME, mapValues, type MessageInit, messageType, type MessageType, type Reader, setEntry, skip, subEnd, type Writer } from "../runtime.js";
+import { checkEnd, copyMap, EMPTY_BYTES, GO_ZERO_TIME, mapValues, type MessageInit, messageType, type MessageType, readBytes, type Reader, readInt64, readPacked, setEntry, skip, subEnd, writeInt64, type Writer } from "../runtime.js";
 import { containerd_types, containerd_v1_types, google_protobuf } from "./shim.js";
 
 /** Proto package containerd.services.containers.v1. */
@@ -2161,6 +2164,2077 @@ export namespace containerd_services_events_v1 {
         kind: "server",
         requestType: SubscribeRequest,
         responseType: Envelope,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.images.v1. */
+export namespace containerd_services_images_v1 {
+  export interface Image {
+    /** e.g. "docker.io/library/busybox:latest" */
+    name: string;
+    labels: Record<string, string>;
+    target: containerd_types.Descriptor;
+    /** field numbers 4-6 are unused upstream */
+    createdAt: google_protobuf.Timestamp;
+    updatedAt: google_protobuf.Timestamp;
+  }
+
+  function createImage(init?: MessageInit<Image>): Image {
+    const i: MessageInit<Image> = init ?? {};
+    return {
+      name: i.name ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+      target: containerd_types.Descriptor.create(i.target ?? {}),
+      createdAt: google_protobuf.Timestamp.create(i.createdAt ?? GO_ZERO_TIME),
+      updatedAt: google_protobuf.Timestamp.create(i.updatedAt ?? GO_ZERO_TIME),
+    };
+  }
+
+  function encodeImage(m: MessageInit<Image>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(18).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+    w.uint32(26).fork();
+    containerd_types.Descriptor.encodeTo(m.target ?? {}, w);
+    w.ldelim();
+    w.uint32(58).fork();
+    google_protobuf.Timestamp.encodeTo(m.createdAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    w.uint32(66).fork();
+    google_protobuf.Timestamp.encodeTo(m.updatedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+  }
+
+  function decodeImage(r: Reader, end: number): Image {
+    let name: string = "";
+    const labels: Record<string, string> = {};
+    let target: containerd_types.Descriptor | undefined;
+    let createdAt: google_protobuf.Timestamp | undefined;
+    let updatedAt: google_protobuf.Timestamp | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          target = containerd_types.Descriptor.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 58: {
+          const e = subEnd(r, end);
+          createdAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 66: {
+          const e = subEnd(r, end);
+          updatedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { name, labels, target: target ?? containerd_types.Descriptor.create(), createdAt: createdAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), updatedAt: updatedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME) };
+  }
+
+  export const Image: MessageType<Image> = messageType("containerd.services.images.v1.Image", createImage, encodeImage, decodeImage);
+
+  export interface GetImageRequest {
+    name: string;
+  }
+
+  function createGetImageRequest(init?: MessageInit<GetImageRequest>): GetImageRequest {
+    const i: MessageInit<GetImageRequest> = init ?? {};
+    return {
+      name: i.name ?? "",
+    };
+  }
+
+  function encodeGetImageRequest(m: MessageInit<GetImageRequest>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+  }
+
+  function decodeGetImageRequest(r: Reader, end: number): GetImageRequest {
+    let name: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { name };
+  }
+
+  export const GetImageRequest: MessageType<GetImageRequest> = messageType("containerd.services.images.v1.GetImageRequest", createGetImageRequest, encodeGetImageRequest, decodeGetImageRequest);
+
+  export interface GetImageResponse {
+    image?: Image | undefined;
+  }
+
+  function createGetImageResponse(init?: MessageInit<GetImageResponse>): GetImageResponse {
+    const i: MessageInit<GetImageResponse> = init ?? {};
+    return {
+      image: i.image == null ? undefined : Image.create(i.image),
+    };
+  }
+
+  function encodeGetImageResponse(m: MessageInit<GetImageResponse>, w: Writer): void {
+    if (m.image != null) {
+      w.uint32(10).fork();
+      Image.encodeTo(m.image, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeGetImageResponse(r: Reader, end: number): GetImageResponse {
+    let image: Image | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          image = Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { image };
+  }
+
+  export const GetImageResponse: MessageType<GetImageResponse> = messageType("containerd.services.images.v1.GetImageResponse", createGetImageResponse, encodeGetImageResponse, decodeGetImageResponse);
+
+  export interface CreateImageRequest {
+    image: Image;
+  }
+
+  function createCreateImageRequest(init?: MessageInit<CreateImageRequest>): CreateImageRequest {
+    const i: MessageInit<CreateImageRequest> = init ?? {};
+    return {
+      image: Image.create(i.image ?? {}),
+    };
+  }
+
+  function encodeCreateImageRequest(m: MessageInit<CreateImageRequest>, w: Writer): void {
+    w.uint32(10).fork();
+    Image.encodeTo(m.image ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeCreateImageRequest(r: Reader, end: number): CreateImageRequest {
+    let image: Image | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          image = Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { image: image ?? Image.create() };
+  }
+
+  export const CreateImageRequest: MessageType<CreateImageRequest> = messageType("containerd.services.images.v1.CreateImageRequest", createCreateImageRequest, encodeCreateImageRequest, decodeCreateImageRequest);
+
+  export interface CreateImageResponse {
+    image: Image;
+  }
+
+  function createCreateImageResponse(init?: MessageInit<CreateImageResponse>): CreateImageResponse {
+    const i: MessageInit<CreateImageResponse> = init ?? {};
+    return {
+      image: Image.create(i.image ?? {}),
+    };
+  }
+
+  function encodeCreateImageResponse(m: MessageInit<CreateImageResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Image.encodeTo(m.image ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeCreateImageResponse(r: Reader, end: number): CreateImageResponse {
+    let image: Image | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          image = Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { image: image ?? Image.create() };
+  }
+
+  export const CreateImageResponse: MessageType<CreateImageResponse> = messageType("containerd.services.images.v1.CreateImageResponse", createCreateImageResponse, encodeCreateImageResponse, decodeCreateImageResponse);
+
+  export interface UpdateImageRequest {
+    image: Image;
+    updateMask?: google_protobuf.FieldMask | undefined;
+  }
+
+  function createUpdateImageRequest(init?: MessageInit<UpdateImageRequest>): UpdateImageRequest {
+    const i: MessageInit<UpdateImageRequest> = init ?? {};
+    return {
+      image: Image.create(i.image ?? {}),
+      updateMask: i.updateMask == null ? undefined : google_protobuf.FieldMask.create(i.updateMask),
+    };
+  }
+
+  function encodeUpdateImageRequest(m: MessageInit<UpdateImageRequest>, w: Writer): void {
+    w.uint32(10).fork();
+    Image.encodeTo(m.image ?? {}, w);
+    w.ldelim();
+    if (m.updateMask != null) {
+      w.uint32(18).fork();
+      google_protobuf.FieldMask.encodeTo(m.updateMask, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeUpdateImageRequest(r: Reader, end: number): UpdateImageRequest {
+    let image: Image | undefined;
+    let updateMask: google_protobuf.FieldMask | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          image = Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          updateMask = google_protobuf.FieldMask.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { image: image ?? Image.create(), updateMask };
+  }
+
+  export const UpdateImageRequest: MessageType<UpdateImageRequest> = messageType("containerd.services.images.v1.UpdateImageRequest", createUpdateImageRequest, encodeUpdateImageRequest, decodeUpdateImageRequest);
+
+  export interface UpdateImageResponse {
+    image: Image;
+  }
+
+  function createUpdateImageResponse(init?: MessageInit<UpdateImageResponse>): UpdateImageResponse {
+    const i: MessageInit<UpdateImageResponse> = init ?? {};
+    return {
+      image: Image.create(i.image ?? {}),
+    };
+  }
+
+  function encodeUpdateImageResponse(m: MessageInit<UpdateImageResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Image.encodeTo(m.image ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeUpdateImageResponse(r: Reader, end: number): UpdateImageResponse {
+    let image: Image | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          image = Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { image: image ?? Image.create() };
+  }
+
+  export const UpdateImageResponse: MessageType<UpdateImageResponse> = messageType("containerd.services.images.v1.UpdateImageResponse", createUpdateImageResponse, encodeUpdateImageResponse, decodeUpdateImageResponse);
+
+  export interface ListImagesRequest {
+    /** containerd filter syntax; a record matching any of them is returned (all when empty). */
+    filters: string[];
+  }
+
+  function createListImagesRequest(init?: MessageInit<ListImagesRequest>): ListImagesRequest {
+    const i: MessageInit<ListImagesRequest> = init ?? {};
+    return {
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodeListImagesRequest(m: MessageInit<ListImagesRequest>, w: Writer): void {
+    if (m.filters) for (const v of m.filters) w.uint32(10).string(v);
+  }
+
+  function decodeListImagesRequest(r: Reader, end: number): ListImagesRequest {
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filters };
+  }
+
+  export const ListImagesRequest: MessageType<ListImagesRequest> = messageType("containerd.services.images.v1.ListImagesRequest", createListImagesRequest, encodeListImagesRequest, decodeListImagesRequest);
+
+  export interface ListImagesResponse {
+    images: Image[];
+  }
+
+  function createListImagesResponse(init?: MessageInit<ListImagesResponse>): ListImagesResponse {
+    const i: MessageInit<ListImagesResponse> = init ?? {};
+    return {
+      images: i.images ? i.images.map((v) => Image.create(v)) : [],
+    };
+  }
+
+  function encodeListImagesResponse(m: MessageInit<ListImagesResponse>, w: Writer): void {
+    if (m.images) {
+      for (const v of m.images) {
+        w.uint32(10).fork();
+        Image.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListImagesResponse(r: Reader, end: number): ListImagesResponse {
+    const images: Image[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          images.push(Image.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { images };
+  }
+
+  export const ListImagesResponse: MessageType<ListImagesResponse> = messageType("containerd.services.images.v1.ListImagesResponse", createListImagesResponse, encodeListImagesResponse, decodeListImagesResponse);
+
+  export interface DeleteImageRequest {
+    name: string;
+    sync: boolean;
+  }
+
+  function createDeleteImageRequest(init?: MessageInit<DeleteImageRequest>): DeleteImageRequest {
+    const i: MessageInit<DeleteImageRequest> = init ?? {};
+    return {
+      name: i.name ?? "",
+      sync: i.sync ?? false,
+    };
+  }
+
+  function encodeDeleteImageRequest(m: MessageInit<DeleteImageRequest>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.sync) w.uint32(16).bool(m.sync);
+  }
+
+  function decodeDeleteImageRequest(r: Reader, end: number): DeleteImageRequest {
+    let name: string = "";
+    let sync: boolean = false;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 16:
+          sync = r.bool();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { name, sync };
+  }
+
+  export const DeleteImageRequest: MessageType<DeleteImageRequest> = messageType("containerd.services.images.v1.DeleteImageRequest", createDeleteImageRequest, encodeDeleteImageRequest, decodeDeleteImageRequest);
+
+  export type ImagesMethods = {
+    readonly get: MethodDescriptor<GetImageRequest, GetImageResponse, "unary", MessageInit<GetImageRequest>, MessageInit<GetImageResponse>>;
+    readonly list: MethodDescriptor<ListImagesRequest, ListImagesResponse, "unary", MessageInit<ListImagesRequest>, MessageInit<ListImagesResponse>>;
+    /** The name must be unique in the namespace (AlreadyExists otherwise). */
+    readonly create: MethodDescriptor<CreateImageRequest, CreateImageResponse, "unary", MessageInit<CreateImageRequest>, MessageInit<CreateImageResponse>>;
+    /** Fields named by update_mask ("labels", "labels.KEY", "target"); all of them when empty. */
+    readonly update: MethodDescriptor<UpdateImageRequest, UpdateImageResponse, "unary", MessageInit<UpdateImageRequest>, MessageInit<UpdateImageResponse>>;
+    /**
+     * Removes the record, then collects what no image or container uses any more
+     * (before answering when sync is set, in the background otherwise).
+     */
+    readonly delete: MethodDescriptor<DeleteImageRequest, google_protobuf.Empty, "unary", MessageInit<DeleteImageRequest>, MessageInit<google_protobuf.Empty>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.images.v1.Images. */
+  export const ImagesService: ServiceDescriptor<ImagesMethods> = {
+    name: "containerd.services.images.v1.Images",
+    methods: {
+      get: {
+        name: "Get",
+        kind: "unary",
+        requestType: GetImageRequest,
+        responseType: GetImageResponse,
+      },
+      list: {
+        name: "List",
+        kind: "unary",
+        requestType: ListImagesRequest,
+        responseType: ListImagesResponse,
+      },
+      create: {
+        name: "Create",
+        kind: "unary",
+        requestType: CreateImageRequest,
+        responseType: CreateImageResponse,
+      },
+      update: {
+        name: "Update",
+        kind: "unary",
+        requestType: UpdateImageRequest,
+        responseType: UpdateImageResponse,
+      },
+      delete: {
+        name: "Delete",
+        kind: "unary",
+        requestType: DeleteImageRequest,
+        responseType: google_protobuf.Empty,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.snapshots.v1. */
+export namespace containerd_services_snapshots_v1 {
+  export interface PrepareSnapshotRequest {
+    snapshotter: string;
+    key: string;
+    parent: string;
+    labels: Record<string, string>;
+  }
+
+  function createPrepareSnapshotRequest(init?: MessageInit<PrepareSnapshotRequest>): PrepareSnapshotRequest {
+    const i: MessageInit<PrepareSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+      parent: i.parent ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodePrepareSnapshotRequest(m: MessageInit<PrepareSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+    if (m.parent) w.uint32(26).string(m.parent);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(34).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodePrepareSnapshotRequest(r: Reader, end: number): PrepareSnapshotRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    let parent: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+        case 26:
+          parent = r.string();
+          continue;
+        case 34: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key, parent, labels };
+  }
+
+  export const PrepareSnapshotRequest: MessageType<PrepareSnapshotRequest> = messageType("containerd.services.snapshots.v1.PrepareSnapshotRequest", createPrepareSnapshotRequest, encodePrepareSnapshotRequest, decodePrepareSnapshotRequest);
+
+  export interface PrepareSnapshotResponse {
+    mounts: containerd_types.Mount[];
+  }
+
+  function createPrepareSnapshotResponse(init?: MessageInit<PrepareSnapshotResponse>): PrepareSnapshotResponse {
+    const i: MessageInit<PrepareSnapshotResponse> = init ?? {};
+    return {
+      mounts: i.mounts ? i.mounts.map((v) => containerd_types.Mount.create(v)) : [],
+    };
+  }
+
+  function encodePrepareSnapshotResponse(m: MessageInit<PrepareSnapshotResponse>, w: Writer): void {
+    if (m.mounts) {
+      for (const v of m.mounts) {
+        w.uint32(10).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodePrepareSnapshotResponse(r: Reader, end: number): PrepareSnapshotResponse {
+    const mounts: containerd_types.Mount[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          mounts.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { mounts };
+  }
+
+  export const PrepareSnapshotResponse: MessageType<PrepareSnapshotResponse> = messageType("containerd.services.snapshots.v1.PrepareSnapshotResponse", createPrepareSnapshotResponse, encodePrepareSnapshotResponse, decodePrepareSnapshotResponse);
+
+  export interface ViewSnapshotRequest {
+    snapshotter: string;
+    key: string;
+    parent: string;
+    labels: Record<string, string>;
+  }
+
+  function createViewSnapshotRequest(init?: MessageInit<ViewSnapshotRequest>): ViewSnapshotRequest {
+    const i: MessageInit<ViewSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+      parent: i.parent ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeViewSnapshotRequest(m: MessageInit<ViewSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+    if (m.parent) w.uint32(26).string(m.parent);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(34).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeViewSnapshotRequest(r: Reader, end: number): ViewSnapshotRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    let parent: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+        case 26:
+          parent = r.string();
+          continue;
+        case 34: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key, parent, labels };
+  }
+
+  export const ViewSnapshotRequest: MessageType<ViewSnapshotRequest> = messageType("containerd.services.snapshots.v1.ViewSnapshotRequest", createViewSnapshotRequest, encodeViewSnapshotRequest, decodeViewSnapshotRequest);
+
+  export interface ViewSnapshotResponse {
+    mounts: containerd_types.Mount[];
+  }
+
+  function createViewSnapshotResponse(init?: MessageInit<ViewSnapshotResponse>): ViewSnapshotResponse {
+    const i: MessageInit<ViewSnapshotResponse> = init ?? {};
+    return {
+      mounts: i.mounts ? i.mounts.map((v) => containerd_types.Mount.create(v)) : [],
+    };
+  }
+
+  function encodeViewSnapshotResponse(m: MessageInit<ViewSnapshotResponse>, w: Writer): void {
+    if (m.mounts) {
+      for (const v of m.mounts) {
+        w.uint32(10).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeViewSnapshotResponse(r: Reader, end: number): ViewSnapshotResponse {
+    const mounts: containerd_types.Mount[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          mounts.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { mounts };
+  }
+
+  export const ViewSnapshotResponse: MessageType<ViewSnapshotResponse> = messageType("containerd.services.snapshots.v1.ViewSnapshotResponse", createViewSnapshotResponse, encodeViewSnapshotResponse, decodeViewSnapshotResponse);
+
+  export interface MountsRequest {
+    snapshotter: string;
+    key: string;
+  }
+
+  function createMountsRequest(init?: MessageInit<MountsRequest>): MountsRequest {
+    const i: MessageInit<MountsRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+    };
+  }
+
+  function encodeMountsRequest(m: MessageInit<MountsRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+  }
+
+  function decodeMountsRequest(r: Reader, end: number): MountsRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key };
+  }
+
+  export const MountsRequest: MessageType<MountsRequest> = messageType("containerd.services.snapshots.v1.MountsRequest", createMountsRequest, encodeMountsRequest, decodeMountsRequest);
+
+  export interface MountsResponse {
+    mounts: containerd_types.Mount[];
+  }
+
+  function createMountsResponse(init?: MessageInit<MountsResponse>): MountsResponse {
+    const i: MessageInit<MountsResponse> = init ?? {};
+    return {
+      mounts: i.mounts ? i.mounts.map((v) => containerd_types.Mount.create(v)) : [],
+    };
+  }
+
+  function encodeMountsResponse(m: MessageInit<MountsResponse>, w: Writer): void {
+    if (m.mounts) {
+      for (const v of m.mounts) {
+        w.uint32(10).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeMountsResponse(r: Reader, end: number): MountsResponse {
+    const mounts: containerd_types.Mount[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          mounts.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { mounts };
+  }
+
+  export const MountsResponse: MessageType<MountsResponse> = messageType("containerd.services.snapshots.v1.MountsResponse", createMountsResponse, encodeMountsResponse, decodeMountsResponse);
+
+  export interface RemoveSnapshotRequest {
+    snapshotter: string;
+    key: string;
+  }
+
+  function createRemoveSnapshotRequest(init?: MessageInit<RemoveSnapshotRequest>): RemoveSnapshotRequest {
+    const i: MessageInit<RemoveSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+    };
+  }
+
+  function encodeRemoveSnapshotRequest(m: MessageInit<RemoveSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+  }
+
+  function decodeRemoveSnapshotRequest(r: Reader, end: number): RemoveSnapshotRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key };
+  }
+
+  export const RemoveSnapshotRequest: MessageType<RemoveSnapshotRequest> = messageType("containerd.services.snapshots.v1.RemoveSnapshotRequest", createRemoveSnapshotRequest, encodeRemoveSnapshotRequest, decodeRemoveSnapshotRequest);
+
+  export interface CommitSnapshotRequest {
+    snapshotter: string;
+    name: string;
+    key: string;
+    labels: Record<string, string>;
+  }
+
+  function createCommitSnapshotRequest(init?: MessageInit<CommitSnapshotRequest>): CommitSnapshotRequest {
+    const i: MessageInit<CommitSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      name: i.name ?? "",
+      key: i.key ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeCommitSnapshotRequest(m: MessageInit<CommitSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.name) w.uint32(18).string(m.name);
+    if (m.key) w.uint32(26).string(m.key);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(34).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeCommitSnapshotRequest(r: Reader, end: number): CommitSnapshotRequest {
+    let snapshotter: string = "";
+    let name: string = "";
+    let key: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          name = r.string();
+          continue;
+        case 26:
+          key = r.string();
+          continue;
+        case 34: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { snapshotter, name, key, labels };
+  }
+
+  export const CommitSnapshotRequest: MessageType<CommitSnapshotRequest> = messageType("containerd.services.snapshots.v1.CommitSnapshotRequest", createCommitSnapshotRequest, encodeCommitSnapshotRequest, decodeCommitSnapshotRequest);
+
+  export interface StatSnapshotRequest {
+    snapshotter: string;
+    key: string;
+  }
+
+  function createStatSnapshotRequest(init?: MessageInit<StatSnapshotRequest>): StatSnapshotRequest {
+    const i: MessageInit<StatSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+    };
+  }
+
+  function encodeStatSnapshotRequest(m: MessageInit<StatSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+  }
+
+  function decodeStatSnapshotRequest(r: Reader, end: number): StatSnapshotRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key };
+  }
+
+  export const StatSnapshotRequest: MessageType<StatSnapshotRequest> = messageType("containerd.services.snapshots.v1.StatSnapshotRequest", createStatSnapshotRequest, encodeStatSnapshotRequest, decodeStatSnapshotRequest);
+
+  export enum Kind {
+    UNKNOWN = 0,
+    VIEW = 1,
+    ACTIVE = 2,
+    COMMITTED = 3,
+  }
+
+  export interface Info {
+    name: string;
+    parent: string;
+    kind: Kind;
+    createdAt: google_protobuf.Timestamp;
+    updatedAt: google_protobuf.Timestamp;
+    labels: Record<string, string>;
+  }
+
+  function createInfo(init?: MessageInit<Info>): Info {
+    const i: MessageInit<Info> = init ?? {};
+    return {
+      name: i.name ?? "",
+      parent: i.parent ?? "",
+      kind: i.kind ?? 0,
+      createdAt: google_protobuf.Timestamp.create(i.createdAt ?? GO_ZERO_TIME),
+      updatedAt: google_protobuf.Timestamp.create(i.updatedAt ?? GO_ZERO_TIME),
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeInfo(m: MessageInit<Info>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.parent) w.uint32(18).string(m.parent);
+    if (m.kind) w.uint32(24).int32(m.kind);
+    w.uint32(34).fork();
+    google_protobuf.Timestamp.encodeTo(m.createdAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    w.uint32(42).fork();
+    google_protobuf.Timestamp.encodeTo(m.updatedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(50).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeInfo(r: Reader, end: number): Info {
+    let name: string = "";
+    let parent: string = "";
+    let kind: Kind = 0;
+    let createdAt: google_protobuf.Timestamp | undefined;
+    let updatedAt: google_protobuf.Timestamp | undefined;
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 18:
+          parent = r.string();
+          continue;
+        case 24:
+          kind = r.int32() as Kind;
+          continue;
+        case 34: {
+          const e = subEnd(r, end);
+          createdAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 42: {
+          const e = subEnd(r, end);
+          updatedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 50: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { name, parent, kind, createdAt: createdAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), updatedAt: updatedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), labels };
+  }
+
+  export const Info: MessageType<Info> = messageType("containerd.services.snapshots.v1.Info", createInfo, encodeInfo, decodeInfo);
+
+  export interface StatSnapshotResponse {
+    info: Info;
+  }
+
+  function createStatSnapshotResponse(init?: MessageInit<StatSnapshotResponse>): StatSnapshotResponse {
+    const i: MessageInit<StatSnapshotResponse> = init ?? {};
+    return {
+      info: Info.create(i.info ?? {}),
+    };
+  }
+
+  function encodeStatSnapshotResponse(m: MessageInit<StatSnapshotResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeStatSnapshotResponse(r: Reader, end: number): StatSnapshotResponse {
+    let info: Info | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info: info ?? Info.create() };
+  }
+
+  export const StatSnapshotResponse: MessageType<StatSnapshotResponse> = messageType("containerd.services.snapshots.v1.StatSnapshotResponse", createStatSnapshotResponse, encodeStatSnapshotResponse, decodeStatSnapshotResponse);
+
+  export interface UpdateSnapshotRequest {
+    snapshotter: string;
+    info: Info;
+    /** Only labels are mutable ("labels", "labels.KEY"); all labels when empty. */
+    updateMask?: google_protobuf.FieldMask | undefined;
+  }
+
+  function createUpdateSnapshotRequest(init?: MessageInit<UpdateSnapshotRequest>): UpdateSnapshotRequest {
+    const i: MessageInit<UpdateSnapshotRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      info: Info.create(i.info ?? {}),
+      updateMask: i.updateMask == null ? undefined : google_protobuf.FieldMask.create(i.updateMask),
+    };
+  }
+
+  function encodeUpdateSnapshotRequest(m: MessageInit<UpdateSnapshotRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    w.uint32(18).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+    if (m.updateMask != null) {
+      w.uint32(26).fork();
+      google_protobuf.FieldMask.encodeTo(m.updateMask, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeUpdateSnapshotRequest(r: Reader, end: number): UpdateSnapshotRequest {
+    let snapshotter: string = "";
+    let info: Info | undefined;
+    let updateMask: google_protobuf.FieldMask | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          updateMask = google_protobuf.FieldMask.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { snapshotter, info: info ?? Info.create(), updateMask };
+  }
+
+  export const UpdateSnapshotRequest: MessageType<UpdateSnapshotRequest> = messageType("containerd.services.snapshots.v1.UpdateSnapshotRequest", createUpdateSnapshotRequest, encodeUpdateSnapshotRequest, decodeUpdateSnapshotRequest);
+
+  export interface UpdateSnapshotResponse {
+    info: Info;
+  }
+
+  function createUpdateSnapshotResponse(init?: MessageInit<UpdateSnapshotResponse>): UpdateSnapshotResponse {
+    const i: MessageInit<UpdateSnapshotResponse> = init ?? {};
+    return {
+      info: Info.create(i.info ?? {}),
+    };
+  }
+
+  function encodeUpdateSnapshotResponse(m: MessageInit<UpdateSnapshotResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeUpdateSnapshotResponse(r: Reader, end: number): UpdateSnapshotResponse {
+    let info: Info | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info: info ?? Info.create() };
+  }
+
+  export const UpdateSnapshotResponse: MessageType<UpdateSnapshotResponse> = messageType("containerd.services.snapshots.v1.UpdateSnapshotResponse", createUpdateSnapshotResponse, encodeUpdateSnapshotResponse, decodeUpdateSnapshotResponse);
+
+  export interface ListSnapshotsRequest {
+    snapshotter: string;
+    /** containerd filter syntax; a snapshot matching any of them is returned (all when empty). */
+    filters: string[];
+  }
+
+  function createListSnapshotsRequest(init?: MessageInit<ListSnapshotsRequest>): ListSnapshotsRequest {
+    const i: MessageInit<ListSnapshotsRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodeListSnapshotsRequest(m: MessageInit<ListSnapshotsRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.filters) for (const v of m.filters) w.uint32(18).string(v);
+  }
+
+  function decodeListSnapshotsRequest(r: Reader, end: number): ListSnapshotsRequest {
+    let snapshotter: string = "";
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter, filters };
+  }
+
+  export const ListSnapshotsRequest: MessageType<ListSnapshotsRequest> = messageType("containerd.services.snapshots.v1.ListSnapshotsRequest", createListSnapshotsRequest, encodeListSnapshotsRequest, decodeListSnapshotsRequest);
+
+  export interface ListSnapshotsResponse {
+    info: Info[];
+  }
+
+  function createListSnapshotsResponse(init?: MessageInit<ListSnapshotsResponse>): ListSnapshotsResponse {
+    const i: MessageInit<ListSnapshotsResponse> = init ?? {};
+    return {
+      info: i.info ? i.info.map((v) => Info.create(v)) : [],
+    };
+  }
+
+  function encodeListSnapshotsResponse(m: MessageInit<ListSnapshotsResponse>, w: Writer): void {
+    if (m.info) {
+      for (const v of m.info) {
+        w.uint32(10).fork();
+        Info.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListSnapshotsResponse(r: Reader, end: number): ListSnapshotsResponse {
+    const info: Info[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info.push(Info.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info };
+  }
+
+  export const ListSnapshotsResponse: MessageType<ListSnapshotsResponse> = messageType("containerd.services.snapshots.v1.ListSnapshotsResponse", createListSnapshotsResponse, encodeListSnapshotsResponse, decodeListSnapshotsResponse);
+
+  export interface UsageRequest {
+    snapshotter: string;
+    key: string;
+  }
+
+  function createUsageRequest(init?: MessageInit<UsageRequest>): UsageRequest {
+    const i: MessageInit<UsageRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+      key: i.key ?? "",
+    };
+  }
+
+  function encodeUsageRequest(m: MessageInit<UsageRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+    if (m.key) w.uint32(18).string(m.key);
+  }
+
+  function decodeUsageRequest(r: Reader, end: number): UsageRequest {
+    let snapshotter: string = "";
+    let key: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+        case 18:
+          key = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter, key };
+  }
+
+  export const UsageRequest: MessageType<UsageRequest> = messageType("containerd.services.snapshots.v1.UsageRequest", createUsageRequest, encodeUsageRequest, decodeUsageRequest);
+
+  export interface UsageResponse {
+    size: number;
+    inodes: number;
+  }
+
+  function createUsageResponse(init?: MessageInit<UsageResponse>): UsageResponse {
+    const i: MessageInit<UsageResponse> = init ?? {};
+    return {
+      size: i.size ?? 0,
+      inodes: i.inodes ?? 0,
+    };
+  }
+
+  function encodeUsageResponse(m: MessageInit<UsageResponse>, w: Writer): void {
+    if (m.size) writeInt64(w.uint32(8), m.size);
+    if (m.inodes) writeInt64(w.uint32(16), m.inodes);
+  }
+
+  function decodeUsageResponse(r: Reader, end: number): UsageResponse {
+    let size: number = 0;
+    let inodes: number = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          size = readInt64(r);
+          continue;
+        case 16:
+          inodes = readInt64(r);
+          continue;
+      }
+      skip(r, t);
+    }
+    return { size, inodes };
+  }
+
+  export const UsageResponse: MessageType<UsageResponse> = messageType("containerd.services.snapshots.v1.UsageResponse", createUsageResponse, encodeUsageResponse, decodeUsageResponse);
+
+  export interface CleanupRequest {
+    snapshotter: string;
+  }
+
+  function createCleanupRequest(init?: MessageInit<CleanupRequest>): CleanupRequest {
+    const i: MessageInit<CleanupRequest> = init ?? {};
+    return {
+      snapshotter: i.snapshotter ?? "",
+    };
+  }
+
+  function encodeCleanupRequest(m: MessageInit<CleanupRequest>, w: Writer): void {
+    if (m.snapshotter) w.uint32(10).string(m.snapshotter);
+  }
+
+  function decodeCleanupRequest(r: Reader, end: number): CleanupRequest {
+    let snapshotter: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          snapshotter = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { snapshotter };
+  }
+
+  export const CleanupRequest: MessageType<CleanupRequest> = messageType("containerd.services.snapshots.v1.CleanupRequest", createCleanupRequest, encodeCleanupRequest, decodeCleanupRequest);
+
+  export type SnapshotsMethods = {
+    readonly prepare: MethodDescriptor<PrepareSnapshotRequest, PrepareSnapshotResponse, "unary", MessageInit<PrepareSnapshotRequest>, MessageInit<PrepareSnapshotResponse>>;
+    readonly view: MethodDescriptor<ViewSnapshotRequest, ViewSnapshotResponse, "unary", MessageInit<ViewSnapshotRequest>, MessageInit<ViewSnapshotResponse>>;
+    readonly mounts: MethodDescriptor<MountsRequest, MountsResponse, "unary", MessageInit<MountsRequest>, MessageInit<MountsResponse>>;
+    readonly commit: MethodDescriptor<CommitSnapshotRequest, google_protobuf.Empty, "unary", MessageInit<CommitSnapshotRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly remove: MethodDescriptor<RemoveSnapshotRequest, google_protobuf.Empty, "unary", MessageInit<RemoveSnapshotRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly stat: MethodDescriptor<StatSnapshotRequest, StatSnapshotResponse, "unary", MessageInit<StatSnapshotRequest>, MessageInit<StatSnapshotResponse>>;
+    readonly update: MethodDescriptor<UpdateSnapshotRequest, UpdateSnapshotResponse, "unary", MessageInit<UpdateSnapshotRequest>, MessageInit<UpdateSnapshotResponse>>;
+    readonly list: MethodDescriptor<ListSnapshotsRequest, ListSnapshotsResponse, "server", MessageInit<ListSnapshotsRequest>, MessageInit<ListSnapshotsResponse>>;
+    readonly usage: MethodDescriptor<UsageRequest, UsageResponse, "unary", MessageInit<UsageRequest>, MessageInit<UsageResponse>>;
+    readonly cleanup: MethodDescriptor<CleanupRequest, google_protobuf.Empty, "unary", MessageInit<CleanupRequest>, MessageInit<google_protobuf.Empty>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.snapshots.v1.Snapshots. */
+  export const SnapshotsService: ServiceDescriptor<SnapshotsMethods> = {
+    name: "containerd.services.snapshots.v1.Snapshots",
+    methods: {
+      prepare: {
+        name: "Prepare",
+        kind: "unary",
+        requestType: PrepareSnapshotRequest,
+        responseType: PrepareSnapshotResponse,
+      },
+      view: {
+        name: "View",
+        kind: "unary",
+        requestType: ViewSnapshotRequest,
+        responseType: ViewSnapshotResponse,
+      },
+      mounts: {
+        name: "Mounts",
+        kind: "unary",
+        requestType: MountsRequest,
+        responseType: MountsResponse,
+      },
+      commit: {
+        name: "Commit",
+        kind: "unary",
+        requestType: CommitSnapshotRequest,
+        responseType: google_protobuf.Empty,
+      },
+      remove: {
+        name: "Remove",
+        kind: "unary",
+        requestType: RemoveSnapshotRequest,
+        responseType: google_protobuf.Empty,
+      },
+      stat: {
+        name: "Stat",
+        kind: "unary",
+        requestType: StatSnapshotRequest,
+        responseType: StatSnapshotResponse,
+      },
+      update: {
+        name: "Update",
+        kind: "unary",
+        requestType: UpdateSnapshotRequest,
+        responseType: UpdateSnapshotResponse,
+      },
+      list: {
+        name: "List",
+        kind: "server",
+        requestType: ListSnapshotsRequest,
+        responseType: ListSnapshotsResponse,
+      },
+      usage: {
+        name: "Usage",
+        kind: "unary",
+        requestType: UsageRequest,
+        responseType: UsageResponse,
+      },
+      cleanup: {
+        name: "Cleanup",
+        kind: "unary",
+        requestType: CleanupRequest,
+        responseType: google_protobuf.Empty,
+      },
+    },
+  };
+}
+
+/** Proto package tsrunc.services.images.v1. */
+export namespace tsrunc_services_images_v1 {
+  export interface PullRequest {
+    /** e.g. "busybox", "docker.io/library/busybox:latest", "localhost:5000/x@sha256:…" */
+    ref: string;
+    /** "os/arch[/variant]"; the host's when empty */
+    platform: string;
+    plainHttp: boolean;
+    /** extra CA certificates (PEM) trusted besides the system's */
+    caPem: Uint8Array;
+    username: string;
+    password: string;
+    unpack: boolean;
+    /** "overlayfs" (the default when empty) */
+    snapshotter: string;
+    /** 0: the daemon's default */
+    maxConcurrentDownloads: number;
+  }
+
+  function createPullRequest(init?: MessageInit<PullRequest>): PullRequest {
+    const i: MessageInit<PullRequest> = init ?? {};
+    return {
+      ref: i.ref ?? "",
+      platform: i.platform ?? "",
+      plainHttp: i.plainHttp ?? false,
+      caPem: i.caPem ?? EMPTY_BYTES,
+      username: i.username ?? "",
+      password: i.password ?? "",
+      unpack: i.unpack ?? false,
+      snapshotter: i.snapshotter ?? "",
+      maxConcurrentDownloads: i.maxConcurrentDownloads ?? 0,
+    };
+  }
+
+  function encodePullRequest(m: MessageInit<PullRequest>, w: Writer): void {
+    if (m.ref) w.uint32(10).string(m.ref);
+    if (m.platform) w.uint32(18).string(m.platform);
+    if (m.plainHttp) w.uint32(24).bool(m.plainHttp);
+    if (m.caPem?.length) w.uint32(34).bytes(m.caPem);
+    if (m.username) w.uint32(42).string(m.username);
+    if (m.password) w.uint32(50).string(m.password);
+    if (m.unpack) w.uint32(56).bool(m.unpack);
+    if (m.snapshotter) w.uint32(66).string(m.snapshotter);
+    if (m.maxConcurrentDownloads) w.uint32(72).uint32(m.maxConcurrentDownloads);
+  }
+
+  function decodePullRequest(r: Reader, end: number): PullRequest {
+    let ref: string = "";
+    let platform: string = "";
+    let plainHttp: boolean = false;
+    let caPem: Uint8Array = EMPTY_BYTES;
+    let username: string = "";
+    let password: string = "";
+    let unpack: boolean = false;
+    let snapshotter: string = "";
+    let maxConcurrentDownloads: number = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          ref = r.string();
+          continue;
+        case 18:
+          platform = r.string();
+          continue;
+        case 24:
+          plainHttp = r.bool();
+          continue;
+        case 34:
+          caPem = readBytes(r);
+          continue;
+        case 42:
+          username = r.string();
+          continue;
+        case 50:
+          password = r.string();
+          continue;
+        case 56:
+          unpack = r.bool();
+          continue;
+        case 66:
+          snapshotter = r.string();
+          continue;
+        case 72:
+          maxConcurrentDownloads = r.uint32();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { ref, platform, plainHttp, caPem, username, password, unpack, snapshotter, maxConcurrentDownloads };
+  }
+
+  export const PullRequest: MessageType<PullRequest> = messageType("tsrunc.services.images.v1.PullRequest", createPullRequest, encodePullRequest, decodePullRequest);
+
+  export interface PullProgress {
+    /**
+     * "resolving" | "resolved" | "downloading" | "done" | "exists" | "unpacking" | "unpacked"
+     * | "complete"
+     */
+    status: string;
+    digest: string;
+    mediaType: string;
+    offset: number;
+    total: number;
+    /** set on "complete" */
+    image?: containerd_services_images_v1.Image | undefined;
+  }
+
+  function createPullProgress(init?: MessageInit<PullProgress>): PullProgress {
+    const i: MessageInit<PullProgress> = init ?? {};
+    return {
+      status: i.status ?? "",
+      digest: i.digest ?? "",
+      mediaType: i.mediaType ?? "",
+      offset: i.offset ?? 0,
+      total: i.total ?? 0,
+      image: i.image == null ? undefined : containerd_services_images_v1.Image.create(i.image),
+    };
+  }
+
+  function encodePullProgress(m: MessageInit<PullProgress>, w: Writer): void {
+    if (m.status) w.uint32(10).string(m.status);
+    if (m.digest) w.uint32(18).string(m.digest);
+    if (m.mediaType) w.uint32(26).string(m.mediaType);
+    if (m.offset) writeInt64(w.uint32(32), m.offset);
+    if (m.total) writeInt64(w.uint32(40), m.total);
+    if (m.image != null) {
+      w.uint32(50).fork();
+      containerd_services_images_v1.Image.encodeTo(m.image, w);
+      w.ldelim();
+    }
+  }
+
+  function decodePullProgress(r: Reader, end: number): PullProgress {
+    let status: string = "";
+    let digest: string = "";
+    let mediaType: string = "";
+    let offset: number = 0;
+    let total: number = 0;
+    let image: containerd_services_images_v1.Image | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          status = r.string();
+          continue;
+        case 18:
+          digest = r.string();
+          continue;
+        case 26:
+          mediaType = r.string();
+          continue;
+        case 32:
+          offset = readInt64(r);
+          continue;
+        case 40:
+          total = readInt64(r);
+          continue;
+        case 50: {
+          const e = subEnd(r, end);
+          image = containerd_services_images_v1.Image.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { status, digest, mediaType, offset, total, image };
+  }
+
+  export const PullProgress: MessageType<PullProgress> = messageType("tsrunc.services.images.v1.PullProgress", createPullProgress, encodePullProgress, decodePullProgress);
+
+  export interface ImportOptions {
+    unpack: boolean;
+    snapshotter: string;
+    /** the name given to an image the archive does not name */
+    baseName: string;
+    /** the platform to unpack; the host's when empty */
+    platform: string;
+  }
+
+  function createImportOptions(init?: MessageInit<ImportOptions>): ImportOptions {
+    const i: MessageInit<ImportOptions> = init ?? {};
+    return {
+      unpack: i.unpack ?? false,
+      snapshotter: i.snapshotter ?? "",
+      baseName: i.baseName ?? "",
+      platform: i.platform ?? "",
+    };
+  }
+
+  function encodeImportOptions(m: MessageInit<ImportOptions>, w: Writer): void {
+    if (m.unpack) w.uint32(8).bool(m.unpack);
+    if (m.snapshotter) w.uint32(18).string(m.snapshotter);
+    if (m.baseName) w.uint32(26).string(m.baseName);
+    if (m.platform) w.uint32(34).string(m.platform);
+  }
+
+  function decodeImportOptions(r: Reader, end: number): ImportOptions {
+    let unpack: boolean = false;
+    let snapshotter: string = "";
+    let baseName: string = "";
+    let platform: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          unpack = r.bool();
+          continue;
+        case 18:
+          snapshotter = r.string();
+          continue;
+        case 26:
+          baseName = r.string();
+          continue;
+        case 34:
+          platform = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { unpack, snapshotter, baseName, platform };
+  }
+
+  export const ImportOptions: MessageType<ImportOptions> = messageType("tsrunc.services.images.v1.ImportOptions", createImportOptions, encodeImportOptions, decodeImportOptions);
+
+  export interface ImportChunk {
+    data: Uint8Array;
+    /** first chunk only */
+    options?: ImportOptions | undefined;
+  }
+
+  function createImportChunk(init?: MessageInit<ImportChunk>): ImportChunk {
+    const i: MessageInit<ImportChunk> = init ?? {};
+    return {
+      data: i.data ?? EMPTY_BYTES,
+      options: i.options == null ? undefined : ImportOptions.create(i.options),
+    };
+  }
+
+  function encodeImportChunk(m: MessageInit<ImportChunk>, w: Writer): void {
+    if (m.data?.length) w.uint32(10).bytes(m.data);
+    if (m.options != null) {
+      w.uint32(18).fork();
+      ImportOptions.encodeTo(m.options, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeImportChunk(r: Reader, end: number): ImportChunk {
+    let data: Uint8Array = EMPTY_BYTES;
+    let options: ImportOptions | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          data = readBytes(r);
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          options = ImportOptions.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { data, options };
+  }
+
+  export const ImportChunk: MessageType<ImportChunk> = messageType("tsrunc.services.images.v1.ImportChunk", createImportChunk, encodeImportChunk, decodeImportChunk);
+
+  export interface ImportResponse {
+    images: containerd_services_images_v1.Image[];
+  }
+
+  function createImportResponse(init?: MessageInit<ImportResponse>): ImportResponse {
+    const i: MessageInit<ImportResponse> = init ?? {};
+    return {
+      images: i.images ? i.images.map((v) => containerd_services_images_v1.Image.create(v)) : [],
+    };
+  }
+
+  function encodeImportResponse(m: MessageInit<ImportResponse>, w: Writer): void {
+    if (m.images) {
+      for (const v of m.images) {
+        w.uint32(10).fork();
+        containerd_services_images_v1.Image.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeImportResponse(r: Reader, end: number): ImportResponse {
+    const images: containerd_services_images_v1.Image[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          images.push(containerd_services_images_v1.Image.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { images };
+  }
+
+  export const ImportResponse: MessageType<ImportResponse> = messageType("tsrunc.services.images.v1.ImportResponse", createImportResponse, encodeImportResponse, decodeImportResponse);
+
+  export interface ExportRequest {
+    names: string[];
+    /** "" exports every platform the store holds */
+    platform: string;
+  }
+
+  function createExportRequest(init?: MessageInit<ExportRequest>): ExportRequest {
+    const i: MessageInit<ExportRequest> = init ?? {};
+    return {
+      names: i.names ? i.names.slice() : [],
+      platform: i.platform ?? "",
+    };
+  }
+
+  function encodeExportRequest(m: MessageInit<ExportRequest>, w: Writer): void {
+    if (m.names) for (const v of m.names) w.uint32(10).string(v);
+    if (m.platform) w.uint32(18).string(m.platform);
+  }
+
+  function decodeExportRequest(r: Reader, end: number): ExportRequest {
+    const names: string[] = [];
+    let platform: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          names.push(r.string());
+          continue;
+        case 18:
+          platform = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { names, platform };
+  }
+
+  export const ExportRequest: MessageType<ExportRequest> = messageType("tsrunc.services.images.v1.ExportRequest", createExportRequest, encodeExportRequest, decodeExportRequest);
+
+  export interface ExportChunk {
+    data: Uint8Array;
+  }
+
+  function createExportChunk(init?: MessageInit<ExportChunk>): ExportChunk {
+    const i: MessageInit<ExportChunk> = init ?? {};
+    return {
+      data: i.data ?? EMPTY_BYTES,
+    };
+  }
+
+  function encodeExportChunk(m: MessageInit<ExportChunk>, w: Writer): void {
+    if (m.data?.length) w.uint32(10).bytes(m.data);
+  }
+
+  function decodeExportChunk(r: Reader, end: number): ExportChunk {
+    let data: Uint8Array = EMPTY_BYTES;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          data = readBytes(r);
+          continue;
+      }
+      skip(r, t);
+    }
+    return { data };
+  }
+
+  export const ExportChunk: MessageType<ExportChunk> = messageType("tsrunc.services.images.v1.ExportChunk", createExportChunk, encodeExportChunk, decodeExportChunk);
+
+  export interface ConfigRequest {
+    name: string;
+    platform: string;
+    /** "" (the image's User), "name", "uid", "name:group", "uid:gid" */
+    user: string;
+  }
+
+  function createConfigRequest(init?: MessageInit<ConfigRequest>): ConfigRequest {
+    const i: MessageInit<ConfigRequest> = init ?? {};
+    return {
+      name: i.name ?? "",
+      platform: i.platform ?? "",
+      user: i.user ?? "",
+    };
+  }
+
+  function encodeConfigRequest(m: MessageInit<ConfigRequest>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.platform) w.uint32(18).string(m.platform);
+    if (m.user) w.uint32(26).string(m.user);
+  }
+
+  function decodeConfigRequest(r: Reader, end: number): ConfigRequest {
+    let name: string = "";
+    let platform: string = "";
+    let user: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 18:
+          platform = r.string();
+          continue;
+        case 26:
+          user = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { name, platform, user };
+  }
+
+  export const ConfigRequest: MessageType<ConfigRequest> = messageType("tsrunc.services.images.v1.ConfigRequest", createConfigRequest, encodeConfigRequest, decodeConfigRequest);
+
+  export interface ConfigResponse {
+    /** the image config JSON blob as stored */
+    config: Uint8Array;
+    /** the top layer's chain id: the parent for Snapshots.Prepare */
+    chainId: string;
+    uid: number;
+    gid: number;
+    additionalGids: number[];
+    manifest?: containerd_types.Descriptor | undefined;
+  }
+
+  function createConfigResponse(init?: MessageInit<ConfigResponse>): ConfigResponse {
+    const i: MessageInit<ConfigResponse> = init ?? {};
+    return {
+      config: i.config ?? EMPTY_BYTES,
+      chainId: i.chainId ?? "",
+      uid: i.uid ?? 0,
+      gid: i.gid ?? 0,
+      additionalGids: i.additionalGids ? i.additionalGids.slice() : [],
+      manifest: i.manifest == null ? undefined : containerd_types.Descriptor.create(i.manifest),
+    };
+  }
+
+  function encodeConfigResponse(m: MessageInit<ConfigResponse>, w: Writer): void {
+    if (m.config?.length) w.uint32(10).bytes(m.config);
+    if (m.chainId) w.uint32(18).string(m.chainId);
+    if (m.uid) w.uint32(24).uint32(m.uid);
+    if (m.gid) w.uint32(32).uint32(m.gid);
+    if (m.additionalGids?.length) {
+      w.uint32(42).fork();
+      for (const v of m.additionalGids) w.uint32(v);
+      w.ldelim();
+    }
+    if (m.manifest != null) {
+      w.uint32(50).fork();
+      containerd_types.Descriptor.encodeTo(m.manifest, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeConfigResponse(r: Reader, end: number): ConfigResponse {
+    let config: Uint8Array = EMPTY_BYTES;
+    let chainId: string = "";
+    let uid: number = 0;
+    let gid: number = 0;
+    const additionalGids: number[] = [];
+    let manifest: containerd_types.Descriptor | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          config = readBytes(r);
+          continue;
+        case 18:
+          chainId = r.string();
+          continue;
+        case 24:
+          uid = r.uint32();
+          continue;
+        case 32:
+          gid = r.uint32();
+          continue;
+        case 42:
+          readPacked(r, end, additionalGids, (r) => r.uint32());
+          continue;
+        case 40:
+          additionalGids.push(r.uint32());
+          continue;
+        case 50: {
+          const e = subEnd(r, end);
+          manifest = containerd_types.Descriptor.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { config, chainId, uid, gid, additionalGids, manifest };
+  }
+
+  export const ConfigResponse: MessageType<ConfigResponse> = messageType("tsrunc.services.images.v1.ConfigResponse", createConfigResponse, encodeConfigResponse, decodeConfigResponse);
+
+  export interface PruneRequest {
+    /**
+     * also delete the image records of this namespace that no container record names
+     * (Container.image), as `nerdctl image prune --all` does, before collecting
+     */
+    all: boolean;
+  }
+
+  function createPruneRequest(init?: MessageInit<PruneRequest>): PruneRequest {
+    const i: MessageInit<PruneRequest> = init ?? {};
+    return {
+      all: i.all ?? false,
+    };
+  }
+
+  function encodePruneRequest(m: MessageInit<PruneRequest>, w: Writer): void {
+    if (m.all) w.uint32(8).bool(m.all);
+  }
+
+  function decodePruneRequest(r: Reader, end: number): PruneRequest {
+    let all: boolean = false;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          all = r.bool();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { all };
+  }
+
+  export const PruneRequest: MessageType<PruneRequest> = messageType("tsrunc.services.images.v1.PruneRequest", createPruneRequest, encodePruneRequest, decodePruneRequest);
+
+  export interface PruneResponse {
+    blobsRemoved: number;
+    snapshotsRemoved: number;
+    bytesFreed: number;
+  }
+
+  function createPruneResponse(init?: MessageInit<PruneResponse>): PruneResponse {
+    const i: MessageInit<PruneResponse> = init ?? {};
+    return {
+      blobsRemoved: i.blobsRemoved ?? 0,
+      snapshotsRemoved: i.snapshotsRemoved ?? 0,
+      bytesFreed: i.bytesFreed ?? 0,
+    };
+  }
+
+  function encodePruneResponse(m: MessageInit<PruneResponse>, w: Writer): void {
+    if (m.blobsRemoved) writeInt64(w.uint32(8), m.blobsRemoved);
+    if (m.snapshotsRemoved) writeInt64(w.uint32(16), m.snapshotsRemoved);
+    if (m.bytesFreed) writeInt64(w.uint32(24), m.bytesFreed);
+  }
+
+  function decodePruneResponse(r: Reader, end: number): PruneResponse {
+    let blobsRemoved: number = 0;
+    let snapshotsRemoved: number = 0;
+    let bytesFreed: number = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          blobsRemoved = readInt64(r);
+          continue;
+        case 16:
+          snapshotsRemoved = readInt64(r);
+          continue;
+        case 24:
+          bytesFreed = readInt64(r);
+          continue;
+      }
+      skip(r, t);
+    }
+    return { blobsRemoved, snapshotsRemoved, bytesFreed };
+  }
+
+  export const PruneResponse: MessageType<PruneResponse> = messageType("tsrunc.services.images.v1.PruneResponse", createPruneResponse, encodePruneResponse, decodePruneResponse);
+
+  export type ImageToolsMethods = {
+    /**
+     * Pulls ref into the content store (resumably), unpacks it when asked, then creates or
+     * updates the image record named by the normalized ref.
+     */
+    readonly pull: MethodDescriptor<PullRequest, PullProgress, "server", MessageInit<PullRequest>, MessageInit<PullProgress>>;
+    /** An OCI image-layout or docker-archive tar (gzip'd or not) streamed by the client. */
+    readonly import: MethodDescriptor<ImportChunk, ImportResponse, "client", MessageInit<ImportChunk>, MessageInit<ImportResponse>>;
+    /** An OCI archive of the named images, as `ctr images import` takes it. */
+    readonly export: MethodDescriptor<ExportRequest, ExportChunk, "server", MessageInit<ExportRequest>, MessageInit<ExportChunk>>;
+    /**
+     * The image's config blob, its top chain id and the user resolved in its /etc/passwd and
+     * /etc/group (unpacks the image first when needed).
+     */
+    readonly config: MethodDescriptor<ConfigRequest, ConfigResponse, "unary", MessageInit<ConfigRequest>, MessageInit<ConfigResponse>>;
+    /** Garbage collection: blobs and snapshots no image record, container or operation uses. */
+    readonly prune: MethodDescriptor<PruneRequest, PruneResponse, "unary", MessageInit<PruneRequest>, MessageInit<PruneResponse>>;
+  };
+
+  /** The ttrpc descriptor of service tsrunc.services.images.v1.ImageTools. */
+  export const ImageToolsService: ServiceDescriptor<ImageToolsMethods> = {
+    name: "tsrunc.services.images.v1.ImageTools",
+    methods: {
+      pull: {
+        name: "Pull",
+        kind: "server",
+        requestType: PullRequest,
+        responseType: PullProgress,
+      },
+      import: {
+        name: "Import",
+        kind: "client",
+        requestType: ImportChunk,
+        responseType: ImportResponse,
+      },
+      export: {
+        name: "Export",
+        kind: "server",
+        requestType: ExportRequest,
+        responseType: ExportChunk,
+      },
+      config: {
+        name: "Config",
+        kind: "unary",
+        requestType: ConfigRequest,
+        responseType: ConfigResponse,
+      },
+      prune: {
+        name: "Prune",
+        kind: "unary",
+        requestType: PruneRequest,
+        responseType: PruneResponse,
       },
     },
   };
