@@ -4,7 +4,8 @@
 # (fd-passing and pty helpers in the native tests), attr (setfattr: @tsrunc/images sets a layer's
 # xattrs with it), umoci, skopeo and zstd (the images tests build, copy and compress images),
 # docker-registry, apache2-utils (htpasswd) and openssl (the distribution tests' real registry with
-# basic auth and TLS). Then npm ci (when the lockfile changed) and the build.
+# basic auth and TLS), containernetworking-plugins, iptables and iproute2 (the CNI tests run
+# Debian's real bridge/host-local/loopback/portmap/firewall plugins). Then npm ci (when the lockfile changed) and the build.
 ensure_deps() {
   local missing=()
   command -v runc >/dev/null || missing+=(runc)
@@ -19,6 +20,9 @@ ensure_deps() {
   command -v docker-registry >/dev/null || missing+=(docker-registry)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
   command -v openssl >/dev/null || missing+=(openssl)
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v ip >/dev/null || missing+=(iproute2)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
