@@ -494,8 +494,13 @@ t.test("user mistakes: one `tsctl:` line, a non-zero exit, no stack trace", asyn
   oneErrorLine(t, downRun, /cannot reach tsruncd/, "run without a daemon");
 
   const image = await tsctl(["run", "--rm", "docker.io/library/busybox:latest", "img1", "true"]);
-  oneErrorLine(t, image, /images are not supported yet/, "the IMAGE form");
-  t.equal(image.exitCode, 1, "…exit 1 (a missing feature, not a usage mistake)");
+  oneErrorLine(
+    t,
+    image,
+    /image docker\.io\/library\/busybox:latest not found: pull it first/,
+    "the IMAGE form of an image never pulled",
+  );
+  t.equal(image.exitCode, 1, "…exit 1 (not a usage mistake)");
   t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "no mistake left a container");
 });
 

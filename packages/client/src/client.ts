@@ -1,6 +1,7 @@
 // The typed client of tsruncd: one ttrpc connection to the daemon's socket, and containerd's
-// three services on it (containers, tasks, events), each call carrying the namespace as the
-// `containerd-namespace` request metadata exactly as containerd's own clients send it.
+// services on it (containers, tasks, events; images and snapshots in images.ts and snapshots.ts),
+// each call carrying the namespace as the `containerd-namespace` request metadata exactly as
+// containerd's own clients send it.
 //
 // Requests are the generated protocol messages (any field may be left out); results are the
 // response messages, unwrapped when a response holds a single field (containers.get returns
@@ -31,7 +32,9 @@ import {
 import { type CallOptions, Client, type ClientStub, Code, TtrpcError } from "@tsrunc/ttrpc";
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from "./defaults.js";
 import { checkIdentifier } from "./identifiers.js";
+import { ImagesApi } from "./images.js";
 import { parseSignal } from "./signals.js";
+import { SnapshotsApi } from "./snapshots.js";
 
 export { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from "./defaults.js";
 /** The request metadata key containerd reads the namespace from. */
@@ -380,6 +383,8 @@ export class TsruncClient {
   readonly containers: ContainersApi;
   readonly tasks: TasksApi;
   readonly events: EventsApi;
+  readonly images: ImagesApi;
+  readonly snapshots: SnapshotsApi;
   readonly #client: Client;
 
   /** @internal use connect() */
@@ -399,6 +404,8 @@ export class TsruncClient {
     this.containers = new ContainersApi(client, opts);
     this.tasks = new TasksApi(client, opts);
     this.events = new EventsApi(client, opts);
+    this.images = new ImagesApi(client, opts);
+    this.snapshots = new SnapshotsApi(client, opts);
   }
 
   /** The same connection, calling in another namespace. */

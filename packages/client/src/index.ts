@@ -1,5 +1,6 @@
-// @tsrunc/client — the typed client of tsruncd (containerd's containers, tasks and events
-// services over ttrpc), ctr's spec defaults, and ctr-style fifo IO. `tsctl` is built on it.
+// @tsrunc/client — the typed client of tsruncd (containerd's containers, tasks, events, images
+// and snapshots services and our ImageTools over ttrpc), ctr's spec defaults, and ctr-style
+// fifo IO. `tsctl` is built on it.
 
 export { KNOWN_CAPABILITIES } from "./capabilities.js";
 export {
@@ -34,6 +35,23 @@ export {
 export { DEFAULT_RUNTIME } from "./defaults.js";
 export { decodeEvent, type EnvelopeJson, envelopeJson } from "./events.js";
 export { checkIdentifier, isIdentifier } from "./identifiers.js";
+export { buildImageSpec, type ImageSpecOptions, imageArgs } from "./image-spec.js";
+export {
+  DEFAULT_SNAPSHOTTER,
+  type Descriptor,
+  type Image,
+  type ImageConfigResult,
+  ImagesApi,
+  type ImportInit,
+  type ImportOpts,
+  type OciImageConfigFile,
+  type OciImageRuntimeConfig,
+  type PruneResult,
+  type PullInit,
+  type PullOpts,
+  type PullProgress,
+  parseImageConfig,
+} from "./images.js";
 export {
   type AttachStreams,
   createFifoSet,
@@ -48,7 +66,9 @@ export {
   sweepFifoDirs,
 } from "./io.js";
 export { timestampJson, toPlain } from "./json.js";
+export { DEFAULT_DOMAIN, normalizeImageName } from "./reference.js";
 export { parseSignal, signalName } from "./signals.js";
+export { type Mount, type PrepareInit, type SnapshotInfo, SnapshotsApi } from "./snapshots.js";
 export {
   applyPrivileged,
   applyTerminal,

@@ -143,8 +143,10 @@ export interface SpecOptions {
   id: string;
   /** The process's argv (required by runc; leave out only to fill it later). */
   args?: string[];
-  /** NAME=VALUE entries merged over the default PATH (a bare NAME unsets it). */
+  /** NAME=VALUE entries merged over `baseEnv` (a bare NAME unsets it). */
   env?: string[];
+  /** What `env` is merged over: the image's Env, or the default PATH when there is none. */
+  baseEnv?: string[];
   cwd?: string;
   /** `UID[:GID]`; names are looked up in the rootfs's /etc/passwd and /etc/group. */
   user?: string;
@@ -169,7 +171,10 @@ export interface SpecOptions {
 export function buildSpec(o: SpecOptions): UnixSpec {
   const s = defaultUnixSpec(o.namespace, o.id);
   s.linux.resources!.devices!.push(...defaultUnixDeviceRules());
-  s.process.env = replaceOrAppendEnv([DEFAULT_PATH_ENV], o.env ?? []);
+  s.process.env = replaceOrAppendEnv(
+    o.baseEnv !== undefined && o.baseEnv.length > 0 ? o.baseEnv : [DEFAULT_PATH_ENV],
+    o.env ?? [],
+  );
   if (o.mounts !== undefined) s.mounts.push(...o.mounts.map((m) => ({ ...m })));
   if (o.rootfs !== undefined) s.root.path = o.rootfs;
   if (o.readOnly) s.root.readonly = true;

@@ -79,10 +79,15 @@ t.test("run: options after ID belong to the command", async (t) => {
 });
 
 t.test("run: the IMAGE form and missing pieces", async (t) => {
-  t.throws(() => parseRun(["busybox", "c1", "sh"]), {
-    message: "images are not supported yet: use --rootfs DIR",
-  });
-  t.throws(() => parseRun(["busybox", "c1"]), { message: "images are not supported yet: use --rootfs DIR" });
+  const img = parseRun(["--rm", "-e", "A=1", "busybox", "c1", "sh", "-c", "--rm"]).request;
+  t.equal(img.image, "busybox");
+  t.equal(img.rootfs, undefined);
+  t.equal(img.id, "c1");
+  t.same(img.args, ["sh", "-c", "--rm"], "options stop at IMAGE ID");
+  t.same(img.env, ["A=1"]);
+  t.same(parseRun(["--platform", "linux/amd64", "busybox", "c1"]).request.args, [], "the image's command");
+  t.equal(parseRun(["--platform", "linux/amd64", "busybox", "c1"]).request.platform, "linux/amd64");
+  t.throws(() => parseRun(["busybox"]), UsageError);
   t.throws(() => parseRun([]), UsageError);
   t.throws(() => parseRun(["--rootfs", "/r"]), new UsageError("run needs a container ID"));
   t.throws(() => parseRun(["--rootfs", "/r", "c1"]), UsageError);

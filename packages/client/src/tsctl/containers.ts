@@ -76,8 +76,12 @@ async function info(argv: string[], base: Globals): Promise<number> {
 
 const STOPPED_OR_CREATED = new Set([tasktypes.Status.STOPPED, tasktypes.Status.CREATED]);
 
-/** ctr's rule: a container goes only with no task, or a stopped (or never started) one. */
+/**
+ * ctr's rule: a container goes only with no task, or a stopped (or never started) one; its
+ * snapshot goes with it (ctr's WithSnapshotCleanup; one already gone is fine).
+ */
 export async function removeContainer(client: TsruncClient, id: string, fifoRoot: string): Promise<void> {
+  const container = await client.containers.get(id);
   let status: tasktypes.Status | undefined;
   try {
     status = (await client.tasks.get({ containerId: id })).status;
@@ -94,6 +98,11 @@ export async function removeContainer(client: TsruncClient, id: string, fifoRoot
     await client.tasks.delete({ containerId: id });
   }
   await client.containers.delete(id);
+  if (container.snapshotKey !== "") {
+    await client.snapshots.removeIfExists(container.snapshotKey, {
+      ...(container.snapshotter !== "" ? { snapshotter: container.snapshotter } : {}),
+    });
+  }
   await sweepFifoDirs({ root: fifoRoot, namespace: client.namespace, containerId: id }).catch(() => []);
 }
 

@@ -8,6 +8,7 @@ Commands:
   run          create and run a container
   containers   (c) list, inspect and remove containers
   tasks        (t) list, signal, exec into, attach to and remove tasks
+  images       (i) pull, import, export, list, inspect, remove and prune images
   events       print the daemon's events, one JSON object a line
   version      print the client's and the daemon's version
   help         print this, or a command's usage
@@ -24,16 +25,19 @@ export const USAGE: Record<string, string> = {
   run: `Usage: tsctl run [OPTIONS] (IMAGE | --rootfs DIR) ID [COMMAND [ARG...]]
 
 Creates container ID, starts its task and waits for it; exits with the container's exit status
-(128+N when signal N killed it). Options must come before ID: what follows ID is the command.
+(128+N when signal N killed it). Options must come before IMAGE: what follows ID is the command.
+IMAGE must have been pulled or imported (tsctl images pull); the container gets a snapshot of
+it, and its Entrypoint, Cmd (replaced by COMMAND), Env, WorkingDir and User.
 
-      --rootfs DIR          run DIR as the root filesystem (images are not supported yet)
+      --rootfs DIR          run DIR as the root filesystem instead of an IMAGE
+      --platform P          the image's platform to run (os/arch[/variant]; default the host's)
       --rm                  remove the task and the container when it exits
   -d, --detach              return once the task has started (see tsctl tasks attach)
   -t, --tty                 give the process a terminal
   -i, --interactive         connect our stdin to the process
       --env K=V             set an environment variable (repeatable)
       --cwd DIR             working directory in the container
-      --user UID[:GID]      user (names are looked up in the rootfs)
+      --user USER[:GROUP]   user (names are looked up in the image's or rootfs's /etc/passwd)
       --label K=V           container label (repeatable; also a spec annotation)
       --mount SPEC          type=bind,src=/a,dst=/b,options=rbind:ro (repeatable)
       --hostname NAME       the container's hostname
@@ -62,6 +66,19 @@ Creates container ID, starts its task and waits for it; exits with the container
   pause ID / resume ID                               freeze / thaw a task
   metrics [--format json] ID                         print a task's cgroup metrics
   rm [-f] ID                                         delete a stopped task (-f: kill it first)
+`,
+  images: `Usage: tsctl images COMMAND   (alias: i)
+
+  pull [--platform P] [--plain-http] [--ca FILE] [--user U:P] [-q] [--no-unpack]
+       [--max-concurrent-downloads N] REF      fetch and unpack an image (progress on a terminal)
+  import [--base-name N] [--platform P] [-q] [--no-unpack] FILE
+                                              import an OCI or docker-archive tar (- for stdin)
+  export [--platform P] FILE REF...           write an OCI archive (- for stdout)
+  ls [--format json] [-q] [FILTER...]         list images
+  inspect [--platform P] REF                  print an image's record and config as JSON
+  rm [--sync] REF...                          remove image records
+  prune [--all]                               free blobs and snapshots nothing uses
+                                              (--all: also images no container uses)
 `,
   events: `Usage: tsctl events [FILTER...]
 

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { usage: string; load: () => Promise<CommandMain>
   run: { usage: "run", load: async () => (await import("./run.js")).main },
   containers: { usage: "containers", load: async () => (await import("./containers.js")).main },
   tasks: { usage: "tasks", load: async () => (await import("./tasks.js")).main },
+  images: { usage: "images", load: async () => (await import("./images.js")).main },
   events: { usage: "events", load: async () => (await import("./events.js")).main },
   version: { usage: "version", load: async () => (await import("./version.js")).main },
 };
@@ -24,6 +25,8 @@ const ALIASES: Record<string, string> = {
   c: "containers",
   container: "containers",
   t: "tasks",
+  i: "images",
+  image: "images",
   task: "tasks",
   event: "events",
 };

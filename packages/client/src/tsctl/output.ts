@@ -22,3 +22,15 @@ export function printTable(header: readonly string[], rows: readonly (readonly s
 export function printJson(value: unknown, pretty = false): void {
   process.stdout.write(`${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
 }
+
+/** Bytes as people read them: 512 B, 1.5 KiB, 200.0 MiB (binary units, as ctr prints sizes). */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
