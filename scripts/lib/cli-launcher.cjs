@@ -18,6 +18,11 @@ const cacheFile = path.join(dir, `${name}.cache`);
 const writeCache = Boolean(process.env.TSRUNC_WRITE_CODE_CACHE);
 globalThis.__tsruncSqliteBinding = path.join(dir, "better_sqlite3.node");
 globalThis.__tsruncBundled = true;
+// V8 refuses a code cache whose flag hash differs from the running isolate's, and tsruncd turns
+// on the linear-time regexp engine when its filters module loads (store/filters.ts). Set here,
+// before compiling, the flag is the same when the cache is written and when it is read; without
+// this tsruncd's cache was rejected on every start. (Harmless for tsctl: the flag only adds an engine.)
+require("node:v8").setFlagsFromString("--enable-experimental-regexp-engine");
 let cachedData;
 if (!writeCache) {
   try {
