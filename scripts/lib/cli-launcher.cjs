@@ -32,6 +32,12 @@ if (!writeCache) {
 // A shebang the entry kept is not JavaScript inside the module wrapper.
 const source = fs.readFileSync(file, "utf8").replace(/^#!.*/, "");
 const script = new vm.Script(wrap(source), { filename: file, cachedData });
+if (process.env.TSRUNC_CODE_CACHE_REPORT) {
+  // For test/bundles.test.ts: a rejected cache costs every start-up silently, so a test asks.
+  const verdict = cachedData === undefined ? "none" : script.cachedDataRejected ? "rejected" : "accepted";
+  process.stderr.write(`code cache: ${verdict}\n`);
+  process.exit(0);
+}
 if (writeCache) {
   // Build time: the command runs once (with --help); keep what V8 compiled when it exits.
   process.on("exit", () => {
