@@ -5,7 +5,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { execa } from "execa";
+import { runProcess } from "./run-process.js";
 
 export interface MountSpec {
   type: string;
@@ -52,7 +52,8 @@ export async function mountRootfs(bundle: string, mounts: readonly MountSpec[]):
       const args = ["-t", m.type];
       // "-o" with commas inside values is fine for mount(8); an empty list must be left out.
       if (m.options.length) args.push("-o", m.options.join(","));
-      await execa("mount", [...args, "--", m.source, target], { stdin: "ignore" });
+      const r = await runProcess("mount", [...args, "--", m.source, target]);
+      if (r.failed) throw Object.assign(new Error(r.message), { stderr: r.stderr });
       done++;
     }
   } catch (err) {
@@ -66,7 +67,7 @@ export async function mountRootfs(bundle: string, mounts: readonly MountSpec[]):
 export async function unmountRootfs(bundle: string): Promise<void> {
   const target = rootfsPath(bundle);
   for (let i = 0; i < MAX_ROOTFS_MOUNTS; i++) {
-    const r = await execa("umount", ["-l", "--", target], { reject: false, stdin: "ignore" });
+    const r = await runProcess("umount", ["-l", "--", target], { stdout: "ignore", stderr: "ignore" });
     if (r.exitCode !== 0) return;
   }
 }

@@ -468,6 +468,8 @@ async function profile(dirArg: string): Promise<NonNullable<BenchResult["profile
   const bundle = await buildProfilingBundle(dir);
   const profEnv = {
     NODE_OPTIONS: `--require ${join(here, "cpuprof.cjs")}`,
+    // start gives the server a scrubbed environment (no NODE_*) unless asked to keep it.
+    TSRUNC_KEEP_NODE_ENV: "1",
     BENCH_SHIM_CPUPROF_DIR: dir,
   };
   const { cd, bin, rootfs } = await containerd(profEnv, bundle);

@@ -4,6 +4,7 @@
 // stdio closed), records `address` and `shim.pid` in the bundle, prints only the address, and
 // exits. Because the socket already listens when the address is printed, containerd's first
 // connection waits in the backlog while the server loads: no readiness polling is needed.
+import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:net";
 import { join } from "node:path";
@@ -13,7 +14,6 @@ import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
 import { socketAddress, socketPath } from "@tsrunc/shim-contract/socket-path";
 import { Code, isCode } from "@tsrunc/ttrpc/status";
 import { listenUnix } from "@tsrunc/ttrpc/unix";
-import { execa } from "execa";
 import { selfCommand } from "./self-exec.js";
 
 export class StartError extends Error {}
@@ -67,26 +67,42 @@ export async function startShim(
   ];
   // biome-ignore lint/suspicious/noExplicitAny: the listening handle's fd is not in Node's typings
   const fd = (server as any)._handle.fd as number;
-  const child = execa(self.file, args, {
+  // node:child_process, not execa: start runs once per container, and loading execa cost
+  // more than the spawn itself (see the README's benchmarks).
+  const child = spawn(self.file, args, {
     cwd: bundle,
     detached: true,
-    cleanup: false,
-    // execa's types stop at named stdio values; a plain fd number is what Node's spawn takes.
-    stdio: ["ignore", "ignore", "ignore", fd as unknown as "ignore"],
-    // One malloc arena: an idle shim's threads (libuv's pool, V8's workers) would otherwise each
-    // keep an arena of freed pages; measured about 0.5 MB per shim.
-    env: { ...process.env, TSRUNC_SHIM_GROUP: group, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "1" },
-    extendEnv: false,
-    reject: false,
+    stdio: ["ignore", "ignore", "ignore", fd],
+    env: serverEnvironment(process.env, group),
   });
   child.unref();
-  child.catch(() => {});
+  child.on("error", () => {});
   const pid = child.pid;
   if (!pid) throw new StartError("cannot launch the shim server");
 
   await writeAddress(bundle, address);
   await writePidFile(bundle, BundleFile.shimPid, pid);
   return address;
+}
+
+/**
+ * The server's environment: containerd's, without Node's own knobs. NODE_OPTIONS,
+ * NODE_EXTRA_CA_CERTS (about 50 ms of start-up here: Node reads every certificate before the
+ * first line runs) and the other NODE_* variables a containerd may have been started with would
+ * slow or change the long-lived server; a profiler asks to keep them with TSRUNC_KEEP_NODE_ENV=1.
+ * One malloc arena: an idle shim's threads (libuv's pool, V8's workers) would otherwise each keep
+ * an arena of freed pages; measured about 0.5 MB per shim.
+ */
+export function serverEnvironment(env: NodeJS.ProcessEnv, group: string): Record<string, string> {
+  const keepNode = env.TSRUNC_KEEP_NODE_ENV === "1";
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || (!keepNode && k.startsWith("NODE_"))) continue;
+    out[k] = v;
+  }
+  out.TSRUNC_SHIM_GROUP = group;
+  out.MALLOC_ARENA_MAX = env.MALLOC_ARENA_MAX ?? "1";
+  return out;
 }
 
 /** The shim a container belongs to: its pod's sandbox when it has one, else itself. */

@@ -9,11 +9,11 @@
 //   ends when the container's processes have all exited, and then it exits by itself.
 //
 // stdin, if any, is still a fifo and handled as usual.
+import { spawn } from "node:child_process";
 import { constants, mkdirSync, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { dirname } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { execa } from "execa";
 import { closeQuietly, ProcessIO } from "./stdio.js";
 import type { ChildFd, MakePipe, StdioHandle, StdioPaths } from "./stdio-handle.js";
 
@@ -87,19 +87,20 @@ export class LogUriIO implements StdioHandle {
     const [readyR, readyW] = makePipe();
     const args: string[] = [];
     for (const [k, v] of u.searchParams) args.push(k, ...(v ? [v] : []));
-    const logger = execa(decodeURIComponent(u.pathname), args, {
-      // Node gives the numbered entries to the child as fds 3, 4 and 5 (execa's types stop at names).
-      stdio: ["ignore", "ignore", "ignore", outR, errR, readyW] as unknown as ["ignore", "ignore", "ignore"],
-      env: { CONTAINER_ID: ids.containerId, CONTAINER_NAMESPACE: ids.namespace },
-      cleanup: false,
-      reject: false,
+    const child = spawn(decodeURIComponent(u.pathname), args, {
+      // Node gives the numbered entries to the child as fds 3, 4 and 5.
+      stdio: ["ignore", "ignore", "ignore", outR, errR, readyW],
+      env: { ...process.env, CONTAINER_ID: ids.containerId, CONTAINER_NAMESPACE: ids.namespace },
+    });
+    const logger = new Promise<{ exitCode?: number }>((resolve) => {
+      child.once("error", () => resolve({}));
+      child.once("exit", (code) => resolve(code === null ? {} : { exitCode: code }));
     });
     for (const fd of [outR, errR, readyW]) closeQuietly(fd);
-    logger.catch(() => {});
     try {
       await waitReady(readyR, logger);
     } catch (err) {
-      logger.kill("SIGKILL");
+      child.kill("SIGKILL");
       for (const fd of [outW, errW]) closeQuietly(fd);
       throw err;
     }

@@ -1,13 +1,13 @@
 // The container's stdio as runc's own fd 0/1/2. runc (without a terminal) hands the fds it was
 // started with to the container's process, which keeps them after runc exits. So they must be
-// real file descriptors passed straight to the child — never a pipe to this process (execa would
+// real file descriptors passed straight to the child — never a pipe to this process (the spawn would
 // then wait for the container to close it, and the container would write into the shim's memory).
 
 import { constants, type FileHandle, open } from "node:fs/promises";
 import { RuncError } from "./runc-errors.js";
 import type { ProcessStdio, StdioTarget } from "./runc-types.js";
 
-/** What execa gets for one stdio slot: an fd number passed through, or /dev/null. */
+/** What the spawn gets for one stdio slot: an fd number passed through, or /dev/null. */
 export type SpawnStdio = number | "ignore";
 
 export interface OpenedStdio {

@@ -1,5 +1,5 @@
 // The shim's runc driver: one method per runc command, each one awaited runc process spawned with
-// execa (never a shell). Every call gets a private temp directory (mode 0700) holding its own
+// node:child_process (run-process.ts; never a shell). Every call gets a private temp directory (mode 0700) holding its own
 // `--log` file — so concurrent calls never read each other's errors — and, for exec, the process
 // spec; the directory is removed before the call returns. Failures reject with a RuncError
 // carrying runc's own message and a kind (see runc-errors.ts).
@@ -7,7 +7,7 @@
 import { appendFile, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Options as ExecaOptions, execa } from "execa";
+import { runProcess } from "../run-process.js";
 import {
   checkId,
   checkPath,
@@ -305,28 +305,20 @@ export class Runc {
       }
       const logFile = join(dir, "log.json");
       const args = [...globalArgs(this.options, logFile), ...spec.args(dir)];
-      // execa's types admit only fds 3-9 for stdout/stderr; any fd number works at runtime.
-      const execaOptions = {
-        reject: false,
+      const result = await runProcess(this.binary, args, {
         stdin: spec.stdio?.stdin ?? (spec.input === undefined ? "ignore" : "pipe"),
         stdout: spec.stdio?.stdout ?? "pipe",
         stderr: spec.stdio?.stderr ?? "pipe",
         ...(spec.input === undefined ? {} : { input: spec.input }),
-        timeout,
-        ...(signal === undefined ? {} : { cancelSignal: signal }),
-        killSignal: "SIGKILL",
-        forceKillAfterDelay: false,
-        stripFinalNewline: false,
-        encoding: "utf8",
-      } as ExecaOptions;
-      const result = await execa(this.binary, args, execaOptions);
+        timeoutMs: timeout,
+        ...(signal === undefined ? {} : { signal }),
+      });
       const log = await readFile(logFile, "utf8").catch(() => "");
       if (log !== "" && this.logPath !== undefined) await appendFile(this.logPath, log).catch(() => {});
-      const stdout = typeof result.stdout === "string" ? result.stdout : "";
-      const stderr = typeof result.stderr === "string" ? result.stderr : "";
+      const { stdout, stderr } = result;
       if (!result.failed) return stdout;
 
-      if (result.isCanceled) throw canceled(command, args, signal, result);
+      if (result.canceled) throw canceled(command, args, signal, result);
       if (result.timedOut) {
         throw new RuncError(`runc ${command} timed out after ${timeout}ms and was killed`, {
           kind: "timeout",
@@ -341,7 +333,7 @@ export class Runc {
         lastLogError(log) ??
         stderrMessage(stderr) ??
         (exitCode === undefined
-          ? `runc ${command}: ${result.shortMessage ?? result.message}`
+          ? `runc ${command}: ${result.message}`
           : `runc ${command} exited with status ${exitCode}`);
       // Spawn failures (ENOENT, EACCES…) and signals are never runc's well-known messages.
       const kind = exitCode === undefined ? "failed" : classifyRuncMessage(message);
