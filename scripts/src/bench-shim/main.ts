@@ -12,6 +12,7 @@
 //
 // Usage: scripts/bench-shim [--runs N] [--warmup N] [--idle N] [--settle-ms N] [--starts N]
 //          [--timeline-runs N] [--only run,mem,start,timeline] [--shim PATH] [--profile DIR] [--json]
+//          [--containerd-env K=V ...]
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
 
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
@@ -62,6 +63,7 @@ const { values: opt } = parseArgs({
     shim: { type: "string", default: join(repo, "packages/shim-runc-v2/dist/bin", TS_NAME) },
     profile: { type: "string" },
     json: { type: "boolean", default: false },
+    "containerd-env": { type: "string", multiple: true, default: [] },
   },
 });
 const int = (name: "runs" | "warmup" | "idle" | "settle-ms" | "starts" | "timeline-runs", min: number) => {
@@ -81,6 +83,15 @@ for (const s of SECTIONS)
 const SHIM_SRC = resolve(opt.shim);
 const ADDON_SRC = join(dirname(SHIM_SRC), "tsrunc_native.node");
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
+/** --containerd-env K=V (repeatable): added to the main containerd's environment, so its shims
+ * inherit it (e.g. NODE_EXTRA_CA_CERTS, as a containerd started from a login shell has). */
+const CONTAINERD_ENV: Record<string, string> = Object.fromEntries(
+  (opt["containerd-env"] ?? []).map((kv) => {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new Error(`--containerd-env ${kv}: expected K=V`);
+    return [kv.slice(0, eq), kv.slice(eq + 1)];
+  }),
+);
 
 /** Progress on stderr (stdout carries the report or the JSON). */
 const note = (msg: string) => process.stderr.write(`bench-shim: ${msg}\n`);
@@ -515,7 +526,7 @@ async function bench(failures: string[]): Promise<BenchResult> {
       loadBefore: loadavg().map((v) => v.toFixed(2)),
     },
   };
-  const main = await containerd();
+  const main = await containerd(CONTAINERD_ENV);
   if (SECTIONS.has("run")) {
     result.run = await benchRun(main);
     failures.push(...result.run.failures);
