@@ -223,7 +223,7 @@ export class ImagesApi {
    * daemon names the images (archive names, or `baseName`). A failing source cancels the call.
    */
   async import(
-    source: Readable | AsyncIterable<Uint8Array>,
+    source: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     init: ImportInit = {},
     o?: ImportOpts,
   ): Promise<Image[]> {
@@ -242,7 +242,7 @@ export class ImagesApi {
     };
     let sent = 0;
     try {
-      for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
+      for await (const chunk of source as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>) {
         const bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
         for (let at = 0; at < bytes.byteLength; at += IMPORT_CHUNK_BYTES) {
           const data = bytes.subarray(at, at + IMPORT_CHUNK_BYTES);
