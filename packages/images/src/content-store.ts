@@ -365,6 +365,29 @@ export class ContentStore {
   }
 
   /**
+   * Removes every ingest no live writer holds and `keep` does not want (it gets the ingest's ref,
+   * undefined for a stream ingest or a half-created one): the daemon's GC, which keeps the
+   * ingests of pulls it holds a lease for. Returns how many were removed.
+   */
+  async abortIngests(keep: (ref: string | undefined) => boolean): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.#ingest)) {
+      if (this.#locked.has(name)) continue;
+      const dir = join(this.#ingest, name);
+      let ref: string | undefined;
+      try {
+        ref = await readFile(join(dir, "ref"), "utf8");
+      } catch {
+        ref = undefined;
+      }
+      if (keep(ref) || this.#locked.has(name)) continue;
+      await rm(dir, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /**
    * Removes ingests not written to for `olderThanMs` (and any half-created ones as old), except
    * those a live writer holds. Returns how many were removed.
    */

@@ -7,6 +7,15 @@ export {
   parseFilter,
   parseFilters,
 } from "./filters.js";
+export {
+  checkImageName,
+  type ImagePatch,
+  type ImageRecord,
+  ImageStore,
+  imageFields,
+  type NewImage,
+  type TargetDescriptor,
+} from "./image-store.js";
 export { MetadataStore, maxLabelSize, type OpenOptions } from "./metadata-store.js";
 export { type Migration, migrate, migrations, schemaVersion, userVersion } from "./migrations.js";
 export {

@@ -206,6 +206,11 @@ export class MetadataStore {
     if (this.db.open) this.db.close();
   }
 
+  /** The open database, for the record kinds kept in modules of their own (image-store.ts). */
+  get database(): Sqlite.Database {
+    return this.db;
+  }
+
   /** The schema version of the open file (PRAGMA user_version). */
   get schemaVersion(): number {
     return userVersion(this.db);

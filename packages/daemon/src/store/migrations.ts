@@ -75,9 +75,58 @@ CREATE TABLE tasks (
 ) STRICT, WITHOUT ROWID;
 `;
 
+// Image records (containerd's images.Image: a name → a target descriptor, labels), and the
+// durable half of leases: a pull's lease names the blobs it has fetched so far, so the GC after a
+// crash keeps them (and their ingests) for the pull run again to reuse, until the lease expires.
+const v2 = `
+CREATE TABLE images (
+  namespace         TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  target_media_type TEXT NOT NULL,
+  target_digest     TEXT NOT NULL,
+  target_size       INTEGER NOT NULL,
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL,
+  PRIMARY KEY (namespace, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE image_labels (
+  namespace  TEXT NOT NULL,
+  image_name TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  PRIMARY KEY (namespace, image_name, key),
+  FOREIGN KEY (namespace, image_name) REFERENCES images (namespace, name) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE image_target_annotations (
+  namespace  TEXT NOT NULL,
+  image_name TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  value      TEXT NOT NULL,
+  PRIMARY KEY (namespace, image_name, key),
+  FOREIGN KEY (namespace, image_name) REFERENCES images (namespace, name) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE leases (
+  id         TEXT NOT NULL PRIMARY KEY,
+  namespace  TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE lease_content (
+  lease_id TEXT NOT NULL,
+  digest   TEXT NOT NULL,
+  PRIMARY KEY (lease_id, digest),
+  FOREIGN KEY (lease_id) REFERENCES leases (id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+`;
+
 /** Every migration, oldest first; versions are 1, 2, 3, … without gaps. */
 export const migrations: readonly Migration[] = [
   { version: 1, description: "containers, their labels and extensions, tasks", up: (db) => db.exec(v1) },
+  { version: 2, description: "image records, their labels; pull leases", up: (db) => db.exec(v2) },
 ];
 
 /** The schema version this code writes. */
