@@ -13,7 +13,15 @@ export interface DaemonConfig {
   debugShims: boolean;
   /** Caps every deadline of a shim's creation (start, connect, Task.Create, rollback); tests use it. */
   shimTimeoutMs: number | undefined;
+  /** CNI network configurations (.conflist, .conf). */
+  cniConfDir: string;
+  /** CNI plugin directories, searched in order. */
+  cniBinDirs: string[];
 }
+
+export const defaultCniConfDir = "/etc/tsrunc/cni/net.d";
+/** Debian's containernetworking-plugins first, then the upstream tarball's place. */
+export const defaultCniBinDirs = ["/usr/lib/cni", "/opt/cni/bin"];
 
 export class UsageError extends Error {}
 
@@ -25,7 +33,9 @@ export const usage = `usage: tsruncd [--root DIR] [--state DIR] [--address PATH]
   --address    the API socket (default <state>/tsruncd.sock, ${defaultDaemonAddress} by default)
   --log-level  ${levels.join("|")} (default info)
   --group      a group whose members may use the socket besides root
-  --shim-timeout-ms  cap on each deadline of a shim's creation (default: 10 s start/connect, 60 s Create)`;
+  --shim-timeout-ms  cap on each deadline of a shim's creation (default: 10 s start/connect, 60 s Create)
+  --cni-conf-dir  CNI network configurations (default ${defaultCniConfDir})
+  --cni-bin-dir   CNI plugin directories, colon-separated (default ${defaultCniBinDirs.join(":")})`;
 
 export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
   let parsed: ReturnType<typeof parse>;
@@ -59,6 +69,11 @@ export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
     group: v.group,
     debugShims: v["debug-shims"] ?? false,
     shimTimeoutMs: cap === undefined ? undefined : Number(cap),
+    cniConfDir: abs("cni-conf-dir", v["cni-conf-dir"] ?? defaultCniConfDir),
+    cniBinDirs:
+      v["cni-bin-dir"] === undefined
+        ? defaultCniBinDirs
+        : v["cni-bin-dir"].split(":").map((d) => abs("cni-bin-dir", d)),
   };
 }
 
@@ -74,6 +89,8 @@ function parse(argv: string[]) {
       group: { type: "string" },
       "debug-shims": { type: "boolean" },
       "shim-timeout-ms": { type: "string" },
+      "cni-conf-dir": { type: "string" },
+      "cni-bin-dir": { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
     },

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Server } from "@tsrunc/ttrpc";
 import { listenUnix } from "@tsrunc/ttrpc/unix";
 import type { Logger } from "pino";
+import { NetworkManager } from "./cni/network-manager.js";
 import type { DaemonConfig } from "./config.js";
 import { EventExchange } from "./events/exchange.js";
 import { resolveGroup } from "./group.js";
@@ -49,7 +50,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
   try {
     store = MetadataStore.open(join(config.root, "meta.db"));
     const exchange = new EventExchange();
+    const network = new NetworkManager(store.database, {
+      confDir: config.cniConfDir,
+      binDirs: config.cniBinDirs,
+      pinDir: join(config.state, ".netns"),
+      log,
+    });
     const manager = new TaskManager({
+      network,
       state: config.state,
       address: config.address,
       store,
@@ -66,7 +74,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     const access = peerAccess({ gid, log });
     const server: Server = daemonServer(
       {
-        containers: new ContainersApi(store, exchange),
+        containers: new ContainersApi(store, exchange, network),
         tasks: new TasksApi(store, manager),
         events: new EventsApi(exchange),
       },

@@ -10,6 +10,10 @@ import { withClient } from "./connect.js";
 import { GLOBAL_OPTIONS, type Globals, withGlobals } from "./globals.js";
 import { printJson, printTable } from "./output.js";
 
+/** The type of the `io.tsrunc.net/status` extension tsruncd fills at read time. */
+export const NET_STATUS_TYPE_URL = "types.tsrunc.io/net/Status";
+export const NET_STATUS_EXTENSION = "io.tsrunc.net/status";
+
 const FORMAT: OptionSpec = { name: "format", type: "string" };
 
 /** A container as JSON: spec and runtime options decoded, times as RFC 3339. */
@@ -18,6 +22,9 @@ export function containerJson(c: Container): Record<string, unknown> {
     if (any == null) return undefined;
     try {
       if (any.typeUrl === OciSpecType.typeUrl) return unpackAnyAs(any, OciSpecType);
+      // tsruncd's network state (interfaces, IPs, ports, a pending teardown's error): JSON.
+      if (any.typeUrl === NET_STATUS_TYPE_URL)
+        return JSON.parse(new TextDecoder().decode(any.value)) as unknown;
       return toPlain(unpackAny(any));
     } catch {
       return { typeUrl: any.typeUrl, value: toPlain(any.value) };

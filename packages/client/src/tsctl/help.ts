@@ -42,6 +42,9 @@ it, and its Entrypoint, Cmd (replaced by COMMAND), Env, WorkingDir and User.
       --mount SPEC          type=bind,src=/a,dst=/b,options=rbind:ro (repeatable)
       --hostname NAME       the container's hostname
       --read-only           mount the rootfs read-only
+      --net NAME            none (default: loopback only), host, or a CNI network (repeatable;
+                            bridge = tsruncd's default bridge)
+      -p, --publish H:C[/P] publish container port C on host port H (tcp|udp; needs --net)
       --privileged          all of our capabilities, host devices, nothing masked
       --null-io             send stdio nowhere
       --log-uri URI         stdout/stderr to file:///path or binary:///logger?args

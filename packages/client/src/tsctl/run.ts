@@ -34,6 +34,7 @@ import { checkEnv, parseKeyValues, parseMountFlag } from "../spec-options.js";
 import { bool, list, type OptionSpec, type Parsed, parseArgs, str, UsageError } from "./args.js";
 import { withClient } from "./connect.js";
 import { GLOBAL_OPTIONS, type Globals, withGlobals } from "./globals.js";
+import { applyHostNetwork, type NetOptions, netLabels, parseNetOptions } from "./net-options.js";
 import {
   exitCodeFor,
   type RawTerminal,
@@ -66,6 +67,8 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
   { name: "runc-binary", type: "string" },
   { name: "hostname", type: "string" },
   { name: "read-only", type: "boolean" },
+  { name: "net", type: "string", multiple: true },
+  { name: "publish", short: "p", type: "string", multiple: true },
 ];
 
 export interface RunRequest {
@@ -92,6 +95,8 @@ export interface RunRequest {
   runcBinary: string | undefined;
   hostname: string | undefined;
   readOnly: boolean;
+  /** --net and -p (net-options.ts). */
+  net: NetOptions;
 }
 
 /** Parses run's argv: options stop at ID (with --rootfs) or at IMAGE ID (without). */
@@ -139,6 +144,7 @@ export function parseRun(argv: readonly string[]): { request: RunRequest; parsed
     runcBinary: str(parsed, "runc-binary"),
     hostname: str(parsed, "hostname"),
     readOnly: bool(parsed, "read-only"),
+    net: parseNetOptions(list(parsed, "net"), list(parsed, "publish")),
   };
   return { request, parsed };
 }
@@ -267,10 +273,10 @@ async function runContainer(
     }
     await client.containers.create({
       id: r.id,
-      spec,
+      spec: applyHostNetwork(spec, r.net),
       runtime:
         runtimeOptions === undefined ? { name: r.runtime } : { name: r.runtime, options: runtimeOptions },
-      labels: r.labels,
+      labels: { ...r.labels, ...netLabels(r.net) },
       ...(image !== undefined
         ? { image: image.name, snapshotter: DEFAULT_SNAPSHOTTER, snapshotKey: r.id }
         : {}),
@@ -347,7 +353,10 @@ async function cleanupAfterFailure(
       await client.tasks.delete({ containerId: r.id }).catch(() => {});
     }
     let containerKept = state.containerCreated;
-    if (state.containerCreated && r.rm) {
+    // A networked run whose task could not be created (a bad --net, a broken conf, a missing
+    // plugin) removes its container too: kept, it would only fail again with the same labels.
+    const netFailed = !state.taskCreated && r.net.networks.length > 0 && r.net.networks[0] !== "host";
+    if (state.containerCreated && (r.rm || netFailed)) {
       containerKept = !(await client.containers.delete(r.id).then(
         () => true,
         () => false,

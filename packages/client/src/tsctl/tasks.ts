@@ -2,12 +2,13 @@
 
 import { isAnyOf, runcoptions, unpackAny, unpackAnyAs } from "@tsrunc/protocol";
 import { Code, isCode, TtrpcError } from "@tsrunc/ttrpc";
-import { type Process, type ProcessInfo, type TsruncClient, tasktypes } from "../client.js";
+import { isAny, type Process, type ProcessInfo, type TsruncClient, tasktypes } from "../client.js";
 import { sweepFifoDirs } from "../io.js";
 import { timestampJson, toPlain } from "../json.js";
 import { bool, type OptionSpec, type Parsed, parseArgs, str, UsageError } from "./args.js";
 import { attach } from "./attach.js";
 import { withClient } from "./connect.js";
+import { NET_STATUS_EXTENSION, NET_STATUS_TYPE_URL } from "./containers.js";
 import { exec } from "./exec.js";
 import { GLOBAL_OPTIONS, type Globals, withGlobals } from "./globals.js";
 import { formatMetrics, metricsJson } from "./metrics.js";
@@ -63,8 +64,22 @@ async function ls(argv: string[], base: Globals): Promise<number> {
   if (p.positionals.length > 0) throw new UsageError("tasks ls takes no arguments");
   return withClient(withGlobals(base, p), async (client) => {
     const tasks = (await client.tasks.list()).sort((a, b) => a.containerId.localeCompare(b.containerId));
-    if (format === "json") printJson(tasks.map(taskJson));
-    else {
+    if (format === "json") {
+      // Each task with its container's networks (interfaces, IPs), as Containers.List shows them.
+      const nets = new Map<string, unknown>();
+      for (const c of await client.containers.list()) {
+        const st = c.extensions[NET_STATUS_EXTENSION];
+        if (st && isAny(st) && st.typeUrl === NET_STATUS_TYPE_URL)
+          nets.set(c.id, JSON.parse(new TextDecoder().decode(st.value)) as unknown);
+      }
+      printJson(
+        tasks.map((t) => {
+          const j = taskJson(t);
+          const n = nets.get(t.containerId);
+          return n === undefined ? j : { ...j, network: n };
+        }),
+      );
+    } else {
       const { header, rows } = taskRows(tasks);
       printTable(header, rows);
     }

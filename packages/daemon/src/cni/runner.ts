@@ -82,9 +82,10 @@ export class CniRunner {
   }
 
   /** ADD: each plugin in order; a failure leaves what earlier plugins did (the caller runs DEL). */
-  async add(list: NetworkConfList, att: Attachment): Promise<AddOutcome> {
+  async add(list: NetworkConfList, att: Attachment, onPlugin?: (index: number) => void): Promise<AddOutcome> {
     let prev: unknown;
-    for (const plugin of list.plugins) {
+    for (const [i, plugin] of list.plugins.entries()) {
+      onPlugin?.(i);
       const out = await this.#call("ADD", list, plugin, att, prev);
       if (out === undefined)
         throw new TtrpcError(
@@ -103,15 +104,21 @@ export class CniRunner {
    * keep host-local from releasing the address); the first error is thrown at the end.
    * prevResult is given only to 0.4.0+ lists, as the spec introduced it there.
    */
-  async del(list: NetworkConfList, att: Attachment, prevResult?: unknown): Promise<void> {
+  async del(
+    list: NetworkConfList,
+    att: Attachment,
+    prevResult?: unknown,
+    /** Errors this says may be ignored (a plugin whose ADD never ran) are not thrown. */
+    ignore?: (index: number, err: unknown) => boolean,
+  ): Promise<void> {
     const prev =
       prevResult !== undefined && versionAtLeast(list.cniVersion, "0.4.0") ? prevResult : undefined;
     let first: unknown;
-    for (const plugin of [...list.plugins].reverse()) {
+    for (let i = list.plugins.length - 1; i >= 0; i--) {
       try {
-        await this.#call("DEL", list, plugin, att, prev);
+        await this.#call("DEL", list, list.plugins[i] as PluginConf, att, prev);
       } catch (err) {
-        first ??= err;
+        if (!ignore?.(i, err)) first ??= err;
       }
     }
     if (first !== undefined) throw first;

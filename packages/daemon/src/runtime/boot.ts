@@ -21,6 +21,8 @@ export interface BootReport {
   rolledBack: number;
   /** Rows whose bundle was missing. */
   orphanRows: number;
+  /** Containers whose networks were torn down because their task is gone. */
+  networksRemoved: number;
   ms: number;
 }
 
@@ -55,7 +57,14 @@ const phaseOf: Record<number, TaskPhase> = {
 export async function boot(manager: TaskManager, opts: BootOptions = {}): Promise<BootReport> {
   const started = performance.now();
   const { store, state, log } = manager.opts;
-  const report: BootReport = { reattached: 0, dead: 0, rolledBack: 0, orphanRows: 0, ms: 0 };
+  const report: BootReport = {
+    reattached: 0,
+    dead: 0,
+    rolledBack: 0,
+    orphanRows: 0,
+    networksRemoved: 0,
+    ms: 0,
+  };
   const keys = new Map<string, [string, string]>();
   for (const [ns, id] of await bundlesOnDisk(state)) keys.set(`${ns}/${id}`, [ns, id]);
   for (const row of store.listTasks()) keys.set(`${row.namespace}/${row.id}`, [row.namespace, row.id]);
@@ -129,6 +138,18 @@ export async function boot(manager: TaskManager, opts: BootOptions = {}): Promis
   });
   manager.markLocksQueued();
   await Promise.all(jobs);
+  // Networks whose task is gone (died while we were down, a reboot, an unfinished create, a
+  // teardown that failed last time) are removed now, each under its container's lock.
+  if (manager.opts.network)
+    report.networksRemoved = await manager.opts.network
+      .reconcile(
+        (ns, id) => manager.get(ns, id) !== undefined,
+        (ns, id, fn) => manager.serialize(ns, id, fn),
+      )
+      .catch((err) => {
+        log.error({ err: (err as Error).message }, "boot: network reconcile failed");
+        return 0;
+      });
   report.ms = Math.round(performance.now() - started);
   manager.markBooted();
   log.info(report, "boot reconcile done");

@@ -13,6 +13,7 @@ import {
 import { resolveShimBinary } from "@tsrunc/shim-contract/runtime-name";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
+import type { NetworkManager } from "../cni/network-manager.js";
 import type { EventExchange } from "../events/exchange.js";
 import { failpoint } from "../failpoint.js";
 import { KeyedMutex } from "../keyed-mutex.js";
@@ -33,6 +34,8 @@ export interface TaskManagerOptions {
   debugShims?: boolean;
   /** Caps each deadline of a shim's creation: start, connect, Task.Create, the rollback's calls. */
   shimTimeoutMs?: number;
+  /** CNI networks: attached between Task.Create and phase `created`, removed with the task. */
+  network?: NetworkManager;
 }
 
 export interface CreateTaskInput {
@@ -120,6 +123,12 @@ export class TaskManager {
     const existing = store.findTask(namespace, id);
     if (existing) throw new TtrpcError(Code.AlreadyExists, `task ${JSON.stringify(id)}: already exists`);
     const binary = await resolveShimBinary(input.runtime, this.opts.shimEnv.PATH);
+    // Networks are resolved (configurations loaded) before anything is made: a bad --net fails here.
+    const netPlan = await this.opts.network?.plan(
+      namespace,
+      id,
+      store.findContainer(namespace, id)?.labels ?? {},
+    );
     const bundle = bundleDir(state, namespace, id);
     const now = new Date();
     const record: TaskRecord = {
@@ -188,6 +197,13 @@ export class TaskManager {
         { timeoutMs: this.#deadline(60_000) },
       );
       failpoint("create:task-created");
+      if (netPlan && this.opts.network) {
+        const tn = performance.now();
+        // ctr's order: the task exists (its init holds the netns), not yet started.
+        await this.opts.network.attach(namespace, id, res.pid, netPlan);
+        timings.networkMs = Math.round(performance.now() - tn);
+        failpoint("create:network-attached");
+      }
       store.updateTask(namespace, id, { phase: "created", pid: res.pid, updatedAt: new Date() });
       failpoint("create:recorded-created");
       this.#adopt(shimTask);
@@ -224,6 +240,8 @@ export class TaskManager {
     }).catch(() => {});
     await removeBundle(bundle).catch(() => {});
     this.opts.store.deleteTask(namespace, id);
+    // attach removes what it added when it fails; this catches a failure after attach.
+    await this.opts.network?.detach(namespace, id);
   }
 
   /** Starts watching a connected shim; a connection that ends without our asking is a lost shim. */
@@ -288,6 +306,8 @@ export class TaskManager {
     await removeBundle(bundle).catch((err) =>
       tlog.warn({ err: (err as Error).message }, "bundle removal failed"),
     );
+    // The task is gone: so are its networks (a failure is kept and retried at boot).
+    await this.opts.network?.detach(namespace, id);
     const row = store.findTask(namespace, id);
     if (!row) return;
     if (row.phase === "creating" || row.phase === "deleting" || !store.findContainer(namespace, id)) {
@@ -329,7 +349,9 @@ export class TaskManager {
     if (!row) throw new TtrpcError(Code.NotFound, `task ${JSON.stringify(id)}: not found`);
     const t = this.get(namespace, id);
     if (!t) {
-      // The shim is gone and its exit recorded: deleting the task forgets the record.
+      // The shim is gone and its exit recorded: deleting the task forgets the record (and
+      // retries a network teardown that failed when the shim died).
+      await this.opts.network?.detach(namespace, id);
       store.deleteTask(namespace, id);
       return { pid: row.pid, exitStatus: row.exitStatus, exitedAt: row.exitedAt ?? new Date(0) };
     }
@@ -350,6 +372,7 @@ export class TaskManager {
     this.#tasks.delete(TaskManager.key(namespace, id));
     await removeBundle(t.bundle);
     store.deleteTask(namespace, id);
+    await this.opts.network?.detach(namespace, id);
     const ms = res.exitedAt ? Number(res.exitedAt.seconds) * 1000 + Math.floor(res.exitedAt.nanos / 1e6) : 0;
     return { pid: res.pid, exitStatus: res.exitStatus, exitedAt: new Date(ms) };
   }

@@ -4,6 +4,7 @@ import type { containersapi } from "@tsrunc/protocol/daemon";
 import { events, packAny, timestampFromDate, timestampNow } from "@tsrunc/protocol/shim";
 import { checkIdentifier } from "@tsrunc/shim-contract/check-identifier";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { NET_STATUS_EXTENSION, NET_STATUS_TYPE_URL, type NetworkManager } from "../cni/network-manager.js";
 import type { EventExchange } from "../events/exchange.js";
 import type { ContainerRecord, MetadataStore } from "../store/index.js";
 import type { CallScope } from "./tasks.js";
@@ -29,15 +30,30 @@ export class ContainersApi {
   constructor(
     private readonly store: MetadataStore,
     private readonly exchange: EventExchange,
+    private readonly network?: NetworkManager,
   ) {}
+
+  /** The record, with its network state (a JSON Any, filled at read time) as an extension. */
+  #shown(namespace: string, r: ContainerRecord): Container {
+    const c = toContainer(r);
+    const status = this.network?.status(namespace, r.id);
+    if (status)
+      c.extensions[NET_STATUS_EXTENSION] = {
+        typeUrl: NET_STATUS_TYPE_URL,
+        value: new TextEncoder().encode(JSON.stringify(status)),
+      };
+    return c;
+  }
 
   get(s: CallScope, req: containersapi.GetContainerRequest): containersapi.GetContainerResponse {
     const id = checkIdentifier(req.id, "container id");
-    return { container: toContainer(this.store.getContainer(s.namespace, id)) };
+    return { container: this.#shown(s.namespace, this.store.getContainer(s.namespace, id)) };
   }
 
   list(s: CallScope, req: containersapi.ListContainersRequest): containersapi.ListContainersResponse {
-    return { containers: this.store.listContainers(s.namespace, req.filters).map(toContainer) };
+    return {
+      containers: this.store.listContainers(s.namespace, req.filters).map((r) => this.#shown(s.namespace, r)),
+    };
   }
 
   create(s: CallScope, req: containersapi.CreateContainerRequest): containersapi.CreateContainerResponse {
@@ -62,7 +78,7 @@ export class ContainersApi {
       spec: c.spec,
       snapshotter: c.snapshotter ?? "",
       snapshotKey: c.snapshotKey ?? "",
-      extensions: c.extensions ?? {},
+      extensions: withoutNetStatus(c.extensions ?? {}),
     });
     this.#publish(
       s.namespace,
@@ -88,7 +104,8 @@ export class ContainersApi {
         ...(c.image ? { image: c.image } : {}),
         ...(c.spec ? { spec: c.spec } : {}),
         ...(c.snapshotKey ? { snapshotKey: c.snapshotKey } : {}),
-        ...(c.extensions ? { extensions: c.extensions } : {}),
+        // The network status is ours, filled at read time: a client writing it back is ignored.
+        ...(c.extensions ? { extensions: withoutNetStatus(c.extensions) } : {}),
       },
       paths.length ? paths : undefined,
     );
@@ -114,4 +131,10 @@ export class ContainersApi {
   #publish(namespace: string, topic: string, event: ReturnType<typeof packAny>): void {
     this.exchange.publish({ timestamp: timestampNow(), namespace, topic, event });
   }
+}
+
+function withoutNetStatus<T>(ext: Record<string, T>): Record<string, T> {
+  if (!(NET_STATUS_EXTENSION in ext)) return ext;
+  const { [NET_STATUS_EXTENSION]: _, ...rest } = ext;
+  return rest;
 }

@@ -123,10 +123,29 @@ CREATE TABLE lease_content (
 ) STRICT, WITHOUT ROWID;
 `;
 
+// CNI networks (packages/daemon/src/cni): one row per container that has, or may still have,
+// networks, written before any plugin runs and kept with its error until a DEL succeeds. No
+// foreign key to containers: a pending teardown outlives the container record.
+const v3 = `
+CREATE TABLE networks (
+  namespace    TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  phase        TEXT NOT NULL CHECK (phase IN ('attaching', 'attached', 'detaching')),
+  netns        TEXT NOT NULL,
+  plan         TEXT NOT NULL,
+  results      TEXT NOT NULL,
+  error        TEXT,
+  attempts     INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  PRIMARY KEY (namespace, container_id)
+) STRICT, WITHOUT ROWID;
+`;
+
 /** Every migration, oldest first; versions are 1, 2, 3, … without gaps. */
 export const migrations: readonly Migration[] = [
   { version: 1, description: "containers, their labels and extensions, tasks", up: (db) => db.exec(v1) },
   { version: 2, description: "image records, their labels; pull leases", up: (db) => db.exec(v2) },
+  { version: 3, description: "CNI networks of containers", up: (db) => db.exec(v3) },
 ];
 
 /** The schema version this code writes. */
