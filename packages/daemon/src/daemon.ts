@@ -6,10 +6,10 @@ import { join } from "node:path";
 import type { Server } from "@tsrunc/ttrpc";
 import { listenUnix } from "@tsrunc/ttrpc/unix";
 import type { Logger } from "pino";
-import { NetworkManager } from "./cni/network-manager.js";
 import type { DaemonConfig } from "./config.js";
 import { EventExchange } from "./events/exchange.js";
 import { resolveGroup } from "./group.js";
+import { ImageSystem } from "./images/system.js";
 import { lockRoot, type RootLock } from "./lock.js";
 import { peerAccess } from "./peer-access.js";
 import { type BootReport, boot } from "./runtime/boot.js";
@@ -17,6 +17,9 @@ import { TaskManager } from "./runtime/task-manager.js";
 import { daemonServer } from "./server.js";
 import { ContainersApi } from "./services/containers.js";
 import { EventsApi } from "./services/events.js";
+import { ImageToolsApi } from "./services/image-tools.js";
+import { ImagesApi } from "./services/images.js";
+import { SnapshotsApi } from "./services/snapshots.js";
 import { TasksApi } from "./services/tasks.js";
 import { MetadataStore } from "./store/index.js";
 
@@ -24,6 +27,7 @@ export interface RunningDaemon {
   config: DaemonConfig;
   manager: TaskManager;
   store: MetadataStore;
+  images: ImageSystem;
   /** Settles when boot has reconciled every container (see runtime/boot.ts). */
   bootReport: Promise<BootReport>;
   /** Stops serving and closes shim connections; every container keeps running. */
@@ -47,17 +51,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
   const lock: RootLock = lockRoot(config.root);
   let store: MetadataStore | undefined;
   let listener: NetServer | undefined;
+  let images: ImageSystem | undefined;
   try {
     store = MetadataStore.open(join(config.root, "meta.db"));
+    images = await ImageSystem.open({ root: config.root, metadata: store, log });
+    // Before serving, so that no operation is in flight: what a crash left (an unpack's or a
+    // run's snapshot, ingests no pull lease holds) goes now. See README, garbage collection.
+    await images.gc.collect({ boot: true });
     const exchange = new EventExchange();
-    const network = new NetworkManager(store.database, {
-      confDir: config.cniConfDir,
-      binDirs: config.cniBinDirs,
-      pinDir: join(config.state, ".netns"),
-      log,
-    });
     const manager = new TaskManager({
-      network,
       state: config.state,
       address: config.address,
       store,
@@ -74,9 +76,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     const access = peerAccess({ gid, log });
     const server: Server = daemonServer(
       {
-        containers: new ContainersApi(store, exchange, network),
+        containers: new ContainersApi(store, exchange),
         tasks: new TasksApi(store, manager),
         events: new EventsApi(exchange),
+        images: {
+          images: new ImagesApi(images),
+          snapshots: new SnapshotsApi(images),
+          tools: new ImageToolsApi(images),
+        },
       },
       log,
       { peerCredentials: access.peerCredentials, interceptors: [access.interceptor] },
@@ -90,16 +97,19 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     server.serve(listener);
     log.info({ address: config.address, root: config.root, state: config.state }, "tsruncd serving");
     const openStore = store;
+    const openImages = images;
     let stopping: Promise<void> | undefined;
     return {
       config,
       manager,
       store,
+      images,
       bootReport,
       stop: () => {
         stopping ??= (async () => {
           await server.shutdown({ timeoutMs: 2_000 }).catch(() => {});
           await manager.close();
+          await openImages.close();
           openStore.close();
           lock.release();
           log.info("tsruncd stopped; containers keep running");
@@ -109,6 +119,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     };
   } catch (err) {
     listener?.close();
+    await images?.close();
     store?.close();
     lock.release();
     throw err;

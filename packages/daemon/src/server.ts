@@ -1,19 +1,32 @@
-// Mounts the transport-free services on our ttrpc server: containerd's Containers, Tasks and
-// Events services for clients, and the ttrpc Events/Forward that shims publish to (the same
-// socket is their TTRPC_ADDRESS). A later issue mounts the same handlers on gRPC.
-import { ContainersService, EventsService, TasksService } from "@tsrunc/protocol/daemon";
+// Mounts the transport-free services on our ttrpc server: containerd's Containers, Tasks,
+// Events, Images and Snapshots services and our ImageTools for clients, and the ttrpc
+// Events/Forward that shims publish to (the same socket is their TTRPC_ADDRESS). A later issue
+// mounts the same handlers on gRPC.
+import {
+  ContainersService,
+  EventsService,
+  ImagesService,
+  ImageToolsService,
+  SnapshotsService,
+  TasksService,
+} from "@tsrunc/protocol/daemon";
 import { EventsTtrpcService } from "@tsrunc/protocol/shim";
 import { type CallContext, Server, type ServerOptions } from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
 import { namespaceOf } from "./namespace.js";
 import type { ContainersApi } from "./services/containers.js";
 import type { EventsApi } from "./services/events.js";
+import type { ImageToolsApi } from "./services/image-tools.js";
+import type { ImagesApi } from "./services/images.js";
+import type { SnapshotsApi } from "./services/snapshots.js";
 import type { CallScope, TasksApi } from "./services/tasks.js";
 
 export interface Services {
   containers: ContainersApi;
   tasks: TasksApi;
   events: EventsApi;
+  /** Absent: the daemon serves no image API (Unimplemented). */
+  images?: { images: ImagesApi; snapshots: SnapshotsApi; tools: ImageToolsApi };
 }
 
 function scope(ctx: CallContext): CallScope {
@@ -73,6 +86,35 @@ export function daemonServer(services: Services, log: Logger, options: ServerOpt
     },
     subscribe: (req, ctx) => events.subscribe(req, ctx.signal),
   });
+  if (services.images) {
+    const { images, snapshots, tools } = services.images;
+    server.register(ImagesService, {
+      get: (req, ctx) => images.get(scope(ctx), req),
+      list: (req, ctx) => images.list(scope(ctx), req),
+      create: (req, ctx) => images.create(scope(ctx), req),
+      update: (req, ctx) => images.update(scope(ctx), req),
+      delete: (req, ctx) => empty(images.delete(scope(ctx), req)),
+    });
+    server.register(SnapshotsService, {
+      prepare: (req, ctx) => snapshots.prepare(scope(ctx), req),
+      view: (req, ctx) => snapshots.view(scope(ctx), req),
+      mounts: (req, ctx) => snapshots.mounts(scope(ctx), req),
+      commit: (req, ctx) => empty(snapshots.commit(scope(ctx), req)),
+      remove: (req, ctx) => empty(snapshots.remove(scope(ctx), req)),
+      stat: (req, ctx) => snapshots.stat(scope(ctx), req),
+      update: (req, ctx) => snapshots.update(scope(ctx), req),
+      list: (req, ctx) => snapshots.list(scope(ctx), req),
+      usage: (req, ctx) => snapshots.usage(scope(ctx), req),
+      cleanup: (req, ctx) => empty(snapshots.cleanup(scope(ctx), req)),
+    });
+    server.register(ImageToolsService, {
+      pull: (req, ctx) => tools.pull(scope(ctx), req),
+      import: (reqs, ctx) => tools.import(scope(ctx), reqs),
+      export: (req, ctx) => tools.export(scope(ctx), req),
+      config: (req, ctx) => tools.config(scope(ctx), req),
+      prune: (req, ctx) => tools.prune(scope(ctx), req),
+    });
+  }
   server.register(EventsTtrpcService, {
     forward: (req) => {
       events.forward(req.envelope);

@@ -65,7 +65,10 @@ export class SnapshotMetadata {
   readonly #db: Database.Database;
 
   constructor(path: string) {
-    this.#db = new Database(path);
+    // Inside tsruncd's bundle better-sqlite3 cannot find its addon by itself: the launcher names
+    // its path in this global (as for the daemon's own database, packages/daemon/src/sqlite.ts).
+    const binding = (globalThis as { __tsruncSqliteBinding?: string }).__tsruncSqliteBinding;
+    this.#db = new Database(path, binding ? { nativeBinding: binding } : {});
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma("synchronous = FULL");
     this.#db.pragma("foreign_keys = ON");

@@ -1,0 +1,54 @@
+// The daemon's image machinery in one place: the content store (<root>/content), the
+// per-namespace snapshotters (<root>/snapshots/<ns>), image records and pull leases (in the
+// metadata database), in-memory leases and the garbage collector. The services
+// (services/images.ts, snapshots.ts, image-tools.ts) are transport-free handlers over this.
+
+import { join } from "node:path";
+import { ContentStore, type SnapshotterBackend } from "@tsrunc/images";
+import type { Logger } from "pino";
+import { ImageStore } from "../store/image-store.js";
+import type { MetadataStore } from "../store/index.js";
+import { GarbageCollector } from "./gc.js";
+import { LeaseManager } from "./leases.js";
+import { Snapshotters } from "./snapshotters.js";
+
+export interface ImageSystemOptions {
+  /** The daemon's --root. */
+  root: string;
+  metadata: MetadataStore;
+  log: Logger;
+  /** Default "auto" (overlay where it mounts, else copies). */
+  snapshotterBackend?: "auto" | SnapshotterBackend;
+}
+
+export class ImageSystem {
+  private constructor(
+    readonly content: ContentStore,
+    readonly snapshotters: Snapshotters,
+    readonly images: ImageStore,
+    readonly metadata: MetadataStore,
+    readonly leases: LeaseManager,
+    readonly gc: GarbageCollector,
+    readonly log: Logger,
+  ) {}
+
+  static async open(o: ImageSystemOptions): Promise<ImageSystem> {
+    const content = await ContentStore.open(join(o.root, "content"));
+    const snapshotters = new Snapshotters(join(o.root, "snapshots"), o.snapshotterBackend ?? "auto");
+    const images = new ImageStore(o.metadata.database);
+    const leases = new LeaseManager();
+    const gc = new GarbageCollector({
+      content,
+      snapshotters,
+      images,
+      metadata: o.metadata,
+      leases,
+      log: o.log,
+    });
+    return new ImageSystem(content, snapshotters, images, o.metadata, leases, gc, o.log);
+  }
+
+  async close(): Promise<void> {
+    await this.snapshotters.close();
+  }
+}

@@ -1,0 +1,175 @@
+// containerd.services.snapshots.v1.Snapshots, transport-free, on the namespace's overlay
+// snapshotter (images/snapshotters.ts). The snapshotter name must be "overlayfs" or empty.
+// Remove refuses a snapshot a container with a live task names as its snapshot key: its overlay
+// is mounted under that task's bundle.
+
+import type { SnapshotInfo } from "@tsrunc/images";
+import type { snapshotsapi } from "@tsrunc/protocol/daemon";
+import { timestampFromDate, type types } from "@tsrunc/protocol/shim";
+import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { checkSnapshotter } from "../images/snapshotters.js";
+import type { ImageSystem } from "../images/system.js";
+import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
+import type { CallScope } from "./tasks.js";
+
+type Mount = { type: string; source: string; target?: string; options: string[] };
+
+const kinds: Record<SnapshotInfo["kind"], snapshotsapi.Kind> = {
+  view: 1 as snapshotsapi.Kind,
+  active: 2 as snapshotsapi.Kind,
+  committed: 3 as snapshotsapi.Kind,
+};
+const kindNames = ["unknown", "view", "active", "committed"];
+
+export function toMounts(mounts: readonly Mount[]): types.Mount[] {
+  return mounts.map((m) => ({
+    type: m.type,
+    source: m.source,
+    target: m.target ?? "",
+    options: [...m.options],
+  }));
+}
+
+function toInfo(i: SnapshotInfo): snapshotsapi.Info {
+  return {
+    name: i.key,
+    parent: i.parent ?? "",
+    kind: kinds[i.kind],
+    createdAt: timestampFromDate(i.created),
+    updatedAt: timestampFromDate(i.updated),
+    labels: { ...i.labels },
+  };
+}
+
+/** containerd's snapshot filter fields: name, parent, kind, labels.<key>. */
+function snapshotFields(i: snapshotsapi.Info): FieldGetter {
+  return (path) => {
+    const present = (v: string) => (v ? v : undefined);
+    switch (path[0]) {
+      case "name":
+        return present(i.name);
+      case "parent":
+        return present(i.parent);
+      case "kind":
+        return kindNames[i.kind];
+      case "labels":
+        return mapField(path.slice(1), i.labels);
+      default:
+        return undefined;
+    }
+  };
+}
+
+function key(k: string, what = "key"): string {
+  if (!k) throw new TtrpcError(Code.InvalidArgument, `snapshot ${what} must not be empty`);
+  return k;
+}
+
+export class SnapshotsApi {
+  constructor(private readonly sys: ImageSystem) {}
+
+  #sn(s: CallScope, name: string) {
+    checkSnapshotter(name);
+    return this.sys.snapshotters.get(s.namespace);
+  }
+
+  async prepare(
+    s: CallScope,
+    req: snapshotsapi.PrepareSnapshotRequest,
+  ): Promise<snapshotsapi.PrepareSnapshotResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const mounts = await sn.prepare(key(req.key), req.parent || undefined, { labels: req.labels });
+    return { mounts: toMounts(mounts) };
+  }
+
+  async view(
+    s: CallScope,
+    req: snapshotsapi.ViewSnapshotRequest,
+  ): Promise<snapshotsapi.ViewSnapshotResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const mounts = await sn.view(key(req.key), req.parent || undefined, { labels: req.labels });
+    return { mounts: toMounts(mounts) };
+  }
+
+  async mounts(s: CallScope, req: snapshotsapi.MountsRequest): Promise<snapshotsapi.MountsResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    return { mounts: toMounts(await sn.mounts(key(req.key))) };
+  }
+
+  async commit(s: CallScope, req: snapshotsapi.CommitSnapshotRequest): Promise<void> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const labels = Object.keys(req.labels).length ? req.labels : undefined;
+    await sn.commit(key(req.name, "name"), key(req.key), labels ? { labels } : {});
+  }
+
+  async remove(s: CallScope, req: snapshotsapi.RemoveSnapshotRequest): Promise<void> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const k = key(req.key);
+    for (const c of this.sys.metadata.listContainers(s.namespace)) {
+      if (c.snapshotKey === k && this.sys.metadata.findTask(s.namespace, c.id))
+        throw new TtrpcError(
+          Code.FailedPrecondition,
+          `snapshot ${JSON.stringify(k)} is the rootfs of container ${JSON.stringify(c.id)}, which has a task: delete the task first`,
+        );
+    }
+    await sn.remove(k);
+  }
+
+  async stat(
+    s: CallScope,
+    req: snapshotsapi.StatSnapshotRequest,
+  ): Promise<snapshotsapi.StatSnapshotResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    return { info: toInfo(await sn.stat(key(req.key))) };
+  }
+
+  /** Only labels are mutable: "labels", "labels.<key>"; all of them when the mask is empty. */
+  async update(
+    s: CallScope,
+    req: snapshotsapi.UpdateSnapshotRequest,
+  ): Promise<snapshotsapi.UpdateSnapshotResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const k = key(req.info?.name ?? "", "name");
+    const cur = await sn.stat(k);
+    const given = req.info?.labels ?? {};
+    let labels = { ...cur.labels };
+    const paths = req.updateMask?.paths ?? [];
+    if (paths.length === 0) labels = { ...given };
+    for (const p of paths) {
+      if (p === "labels") labels = { ...given };
+      else if (p.startsWith("labels.")) {
+        const lk = p.slice("labels.".length);
+        if (Object.hasOwn(given, lk) && given[lk] !== "") labels[lk] = given[lk]!;
+        else delete labels[lk];
+      } else
+        throw new TtrpcError(
+          Code.InvalidArgument,
+          `cannot update ${JSON.stringify(p)} field on snapshot ${JSON.stringify(k)}`,
+        );
+    }
+    for (const [lk, v] of Object.entries(labels)) if (v === "") delete labels[lk];
+    return { info: toInfo(await sn.setLabels(k, labels)) };
+  }
+
+  async *list(
+    s: CallScope,
+    req: snapshotsapi.ListSnapshotsRequest,
+  ): AsyncGenerator<snapshotsapi.ListSnapshotsResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const match = parseFilters(req.filters);
+    const infos = (await sn.list()).map(toInfo).filter((i) => match(snapshotFields(i)));
+    // Batches keep each message far below ttrpc's 4 MiB (labels may be up to 64 KiB a snapshot).
+    for (let i = 0; i < infos.length; i += 50) yield { info: infos.slice(i, i + 50) };
+  }
+
+  async usage(s: CallScope, req: snapshotsapi.UsageRequest): Promise<snapshotsapi.UsageResponse> {
+    const sn = await this.#sn(s, req.snapshotter);
+    const u = await sn.usage(key(req.key));
+    return { size: u.size, inodes: u.inodes };
+  }
+
+  async cleanup(s: CallScope, req: snapshotsapi.CleanupRequest): Promise<void> {
+    const sn = await this.#sn(s, req.snapshotter);
+    await sn.cleanup();
+  }
+}
