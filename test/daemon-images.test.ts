@@ -496,3 +496,75 @@ t.test("a layer escaping its snapshot: a clear error, the daemon keeps serving, 
   t.equal(pulled.at(-1)?.status, "complete", "the daemon keeps serving");
   await env.finish(t);
 });
+
+t.test("Snapshots and Images APIs: namespaces apart, labels, filters, usage, errors", async (t) => {
+  const env = await daemonEnv(t);
+  await env.start();
+  const c = await connectApi(env);
+  t.teardown(() => c.client.close());
+  const other = { metadata: { "containerd-namespace": `${env.namespace}b` }, timeoutMs: 30_000 };
+  const sn = "overlayfs";
+
+  const m = await c.snapshots.prepare({ snapshotter: "", key: "base", labels: { a: "1" } }, c.o());
+  t.equal(m.mounts[0]?.type, "bind", "a parentless active snapshot is a bind mount");
+  writeFileSync(join(m.mounts[0]!.source, "f"), "data");
+  await c.snapshots.commit({ snapshotter: sn, name: "base-c", key: "base" }, c.o());
+  const st = await c.snapshots.stat({ snapshotter: sn, key: "base-c" }, c.o());
+  t.same([st.info.kind, st.info.labels], [3, { a: "1" }], "committed, labels carried");
+  const view = await c.snapshots.view({ snapshotter: sn, key: "v", parent: "base-c" }, c.o());
+  t.same(view.mounts[0]?.options, ["ro", "rbind"], "a one-layer view: a read-only bind");
+  const act = await c.snapshots.prepare({ snapshotter: sn, key: "act", parent: "base-c" }, c.o());
+  t.equal(act.mounts[0]?.type, "overlay");
+  t.same((await c.snapshots.mounts({ snapshotter: sn, key: "act" }, c.o())).mounts, act.mounts);
+  const up = await c.snapshots.update(
+    {
+      snapshotter: sn,
+      info: { name: "act", labels: { x: "y", z: "1" } },
+      updateMask: { paths: ["labels.x"] },
+    },
+    c.o(),
+  );
+  t.same(up.info.labels, { x: "y" }, "only the masked label");
+  const listed = await collect(
+    c.snapshots.list({ snapshotter: sn, filters: ["kind==active", "labels.a==1"] }, c.o()),
+  );
+  t.same(listed.map((i) => i.name).sort(), ["act", "base-c"]);
+  t.ok((await c.snapshots.usage({ snapshotter: sn, key: "base-c" }, c.o())).size > 0);
+  t.match(await c.snapshots.remove({ snapshotter: sn, key: "base-c" }, c.o()).catch((e: unknown) => e), {
+    code: Code.FailedPrecondition,
+  });
+  t.match(
+    await c.snapshots.stat({ snapshotter: sn, key: "act" }, other).catch((e: unknown) => e),
+    { code: Code.NotFound },
+    "another namespace does not see it",
+  );
+  t.same(await collect(c.snapshots.list({ snapshotter: sn }, other)), []);
+  t.match(await c.snapshots.prepare({ snapshotter: "native", key: "k" }, c.o()).catch((e: unknown) => e), {
+    code: Code.NotFound,
+  });
+  for (const k of ["act", "v", "base-c"]) await c.snapshots.remove({ snapshotter: sn, key: k }, c.o());
+  await c.snapshots.cleanup({ snapshotter: sn }, c.o());
+
+  const target = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: `sha256:${"a".repeat(64)}`,
+    size: 7,
+  };
+  await c.images.create({ image: { name: "x/y:1", target, labels: { l: "1" } } }, c.o());
+  t.match(await c.images.create({ image: { name: "x/y:1", target } }, c.o()).catch((e: unknown) => e), {
+    code: Code.AlreadyExists,
+  });
+  t.same(
+    (await c.images.list({ filters: ["labels.l==1"] }, c.o())).images.map((i) => i.name),
+    ["x/y:1"],
+  );
+  t.same((await c.images.list({}, other)).images, [], "records are namespaced");
+  const u = await c.images.update(
+    { image: { name: "x/y:1", labels: { l: "2" } }, updateMask: { paths: ["labels"] } },
+    c.o(),
+  );
+  t.same([u.image?.labels, u.image?.target.digest], [{ l: "2" }, target.digest]);
+  await c.images.delete({ name: "x/y:1", sync: true }, c.o());
+  t.match(await c.images.get({ name: "x/y:1" }, c.o()).catch((e: unknown) => e), { code: Code.NotFound });
+  await env.finish(t);
+});
