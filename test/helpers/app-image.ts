@@ -5,7 +5,7 @@
 // deleting a directory of the first (a whiteout). Pushed with skopeo to a docker-registry on
 // loopback, and copied to an oci-archive and a docker-archive.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,6 +53,7 @@ export async function appImage(t: Test): Promise<AppImage> {
   writeFileSync(join(r, "etc/greeting"), `${GREETING_FILE}\n`);
   writeFileSync(join(r, "bin/entry"), '#!/bin/sh\necho "entry:$GREETING"\nexec "$@"\n', { mode: 0o755 });
   mkdirSync(join(r, "srv/work"), { recursive: true });
+  chownSync(join(r, "srv/work"), 1000, 1000); // the image's user writes there
   mkdirSync(join(r, "gone"));
   writeFileSync(join(r, "gone/file"), "x");
   await run("umoci", ["repack", "--image", img, b1]);
