@@ -139,6 +139,7 @@ export class NetworkManager {
     const row = this.store.find(namespace, id);
     if (!row) return true;
     const log = this.opts.log.child({ namespace, id });
+    const t0 = performance.now();
     row.phase = "detaching";
     row.attempts++;
     row.updatedAt = new Date();
@@ -192,7 +193,10 @@ export class NetworkManager {
       return false;
     }
     this.store.delete(namespace, id);
-    log.info({ networks: row.plan.nets.map((n) => n.name) }, "networks removed");
+    log.info(
+      { networks: row.plan.nets.map((n) => n.name), ms: Math.round(performance.now() - t0) },
+      "networks removed",
+    );
     return true;
   }
 
