@@ -336,3 +336,39 @@ t.test("a DEL that fails is shown and retried at the next boot; a dead shim's ne
   noLeaks(tt, d, net);
   await d.finish(tt);
 });
+
+t.test("after a reboot (no shim, no bundle, no pin) boot runs DEL with an empty netns path", async (tt) => {
+  const { d, net, args } = await setup(tt);
+  await ok(
+    tt,
+    d.tsctl(["run", "-d", "--null-io", "--net", net.name, "--rootfs", d.rootfs("r"), "r", "sleep", "1000"]),
+    "run r",
+  );
+  tt.equal(net.leases().length, 1);
+  // What a reboot leaves: /run emptied (bundle, runc state, pin), processes gone, the SQLite row
+  // and host-local's lease on disk.
+  await d.kill();
+  const bundle = path.join(d.state, d.namespace, "r");
+  const shimPid = Number(fs.readFileSync(path.join(bundle, "shim.pid"), "utf8"));
+  process.kill(shimPid, "SIGKILL");
+  await execa("runc", ["--root", path.join(d.state, ".runc", d.namespace), "delete", "--force", "r"], {
+    reject: false,
+  });
+  const pin = path.join(d.state, ".netns", d.namespace, "r");
+  await execa("umount", [pin]);
+  fs.rmSync(pin);
+  fs.rmSync(bundle, { recursive: true, force: true });
+  await d.start(args);
+  for (let i = 0; i < 50 && net.leases().length; i++) await new Promise((r) => setTimeout(r, 100));
+  tt.same(net.leases(), [], "the lease is released by a DEL with CNI_NETNS empty");
+  tt.same(net.veths(), [], "no veth (it went with the namespace)");
+  const info = JSON.parse((await ok(tt, d.tsctl(["containers", "info", "r"]), "info r")).stdout);
+  tt.notOk(info.extensions["io.tsrunc.net/status"], "no network state left");
+  // Debian's bridge 1.1.1 removes its masquerade rules only from inside the namespace; after a
+  // real reboot iptables starts empty, here the sweep removes them.
+  net.sweep();
+  await d.tsctl(["tasks", "rm", "r"]);
+  await ok(tt, d.tsctl(["containers", "rm", "r"]), "containers rm r");
+  noLeaks(tt, d, net);
+  await d.finish(tt);
+});
