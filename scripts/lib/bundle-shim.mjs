@@ -4,7 +4,15 @@
 // in node_modules; the code cache then skips most of that compile (measured by scripts/bench-shim:
 // about 70 ms less per ctr run, over the three Node start-ups of a run).
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -34,7 +42,21 @@ await build({
   external: ["pino-pretty"],
 });
 renameSync(tmp(out), out);
-copyFileSync(join(pkg, "src/launcher.cjs"), tmp(launcher));
+// `start` alone, embedded in the launcher (see launcherSource).
+const startBuild = await build({
+  entryPoints: [join(pkg, "dist/cli/start-main.js")],
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  write: false,
+  minify: true,
+  keepNames: true,
+  legalComments: "none",
+  logLevel: "warning",
+});
+const startCode = startBuild.outputFiles[0].text;
+writeFileSync(tmp(launcher), launcherSource());
 chmodSync(tmp(launcher), 0o755);
 renameSync(tmp(launcher), launcher);
 // An extension-less script takes its module type from the nearest package.json; the package's
@@ -48,6 +70,27 @@ if (existsSync(addon)) {
   copyFileSync(addon, tmp(join(outDir, "tsrunc_native.node")));
   renameSync(tmp(join(outDir, "tsrunc_native.node")), join(outDir, "tsrunc_native.node"));
 } else throw new Error(`native addon missing: ${addon} (run npm run build:native -w @tsrunc/native)`);
+
+/**
+ * The launcher: one file that is both a POSIX sh script (src/launcher.sh: the post-exit `delete`
+ * answered without Node, Node's knobs dropped, then `exec node "$0"`) and the Node launcher
+ * (src/launcher.cjs). sh reads `":"` (the no-op builtin, with `/*` as ignored arguments), runs the
+ * script and execs Node before it reaches the closing `*\/`; Node strips the shebang and sees a
+ * string and a comment.
+ */
+function launcherSource() {
+  const sh = readFileSync(join(pkg, "src/launcher.sh"), "utf8").replace(/^#!.*\n/, "");
+  const js = readFileSync(join(pkg, "src/launcher.cjs"), "utf8").replace(/^#!.*\n/, "");
+  if (sh.includes("*/")) throw new Error("src/launcher.sh must not contain */ (it ends the JS comment)");
+  if (!/\nexec node "\$0" "\$@"\n$/.test(sh))
+    throw new Error('src/launcher.sh must end with exec node "$0" "$@"');
+  const placeholder = "const startBundle = undefined;";
+  if (!js.includes(placeholder)) throw new Error(`src/launcher.cjs lacks ${placeholder}`);
+  // The start verb's own bundle, as a function returning its exports (see cli/start-main.ts).
+  const code = startCode.replace(/^#!.*\n/, "");
+  const fn = `function () { const module = { exports: {} }; (function (exports, module) {\n${code}\n})(module.exports, module); return module.exports; }`;
+  return `#!/bin/sh\n":" /*\n${sh}*/\n${js.replace(placeholder, () => `const startBundle = ${fn};`)}`;
+}
 
 /** Runs the launcher once in "warm" mode: it loads every module and saves V8's code cache. */
 function writeCodeCache(launcherPath) {

@@ -368,6 +368,7 @@ async function benchStart({ cd, bin }: Bench): Promise<StartResult> {
     rows.oursStart.push(o.startMs);
     rows.oursConnect.push(o.connectMs);
     rows.oursDelete.push(o.deleteMs);
+    rows.oursDeleteClean.push(o.deleteCleanMs);
     const g = await shimRound(cd, GO_SHIM, `s-go-${i}`);
     rows.goStart.push(g.startMs);
     rows.goConnect.push(g.connectMs);

@@ -1,0 +1,63 @@
+#!/bin/sh
+# containerd-shim-tsrunc-v2, the part that runs in sh. The bundle step (scripts/lib/bundle-shim.mjs)
+# makes the installed file both a POSIX sh script and the Node launcher: a shebang for sh, then
+# `":"` and the opening of a JS block comment, this file, the comment's end, then launcher.cjs.
+# sh runs these lines up to `exec node "$0"`; Node then sees a string and a comment before the
+# launcher's code. (Two source files because a formatter would not leave the wrapper alone. This
+# file must never contain the two characters that end a JS block comment.)
+#
+# sh first, because the cheapest Node start-up is ~25 ms here and a shell's ~1 ms:
+# - the post-exit `delete` containerd 1.6 runs (and waits for) after every shim exit: a clean
+#   Task.Delete left the DeleteResponse in the bundle (tsrunc-deleted.pb), so nothing is left to
+#   clean but the server's socket (a server that died between Delete and Shutdown). Anything this
+#   does not recognise (flags, ids, no marker, no sha256sum) falls through to the bundle's delete.
+# - Node's own knobs from containerd's environment are dropped (NODE_EXTRA_CA_CERTS alone costs
+#   ~30-50 ms of every Node start-up here: Node reads every certificate before the first line
+#   runs; NODE_OPTIONS would also make V8 reject the code cache). TSRUNC_KEEP_NODE_ENV=1 keeps
+#   them (the bench's profiler). The server gets no NODE_* either (see cli/start.ts).
+fast_delete() {
+  ns= addr= id= bundle= verb=
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -debug | --debug | -debug=* | --debug=*) ;;
+      -namespace=* | --namespace=*) ns=${1#*=} ;;
+      -address=* | --address=*) addr=${1#*=} ;;
+      -id=* | --id=*) id=${1#*=} ;;
+      -bundle=* | --bundle=*) bundle=${1#*=} ;;
+      -publish-binary=* | --publish-binary=* | -socket=* | --socket=*) ;;
+      -namespace | --namespace | -address | --address | -id | --id | -bundle | --bundle | \
+        -publish-binary | --publish-binary | -socket | --socket)
+        [ $# -ge 2 ] || return 1
+        case $1 in
+          *namespace) ns=$2 ;; *address) addr=$2 ;; *id) id=$2 ;; *bundle) bundle=$2 ;;
+        esac
+        shift ;;
+      -*) return 1 ;;
+      *) verb=$1; break ;;
+    esac
+    shift
+  done
+  [ "$verb" = delete ] || return 1
+  # containerd's identifier rule (@tsrunc/shim-contract/identifiers), or let the bundle answer.
+  for v in "$id" "$ns"; do
+    case $v in '' | *[!A-Za-z0-9._-]* | [._-]* | *[._-] | *[._-][._-]*) return 1 ;; esac
+    [ ${#v} -le 76 ] || return 1
+  done
+  case $bundle in '') bundle=$PWD ;; /*) ;; *) bundle=$PWD/$bundle ;; esac
+  [ -f "$bundle/tsrunc-deleted.pb" ] || return 1
+  # The socket as @tsrunc/shim-contract/socket-path names it (the container is its own group: a
+  # pod's shared socket belongs to the sandbox's shim).
+  sum=$(printf '%s\000%s\000%s' "$addr" "$ns" "$id" | sha256sum 2>/dev/null) || return 1
+  sum=${sum%% *}
+  [ ${#sum} -eq 64 ] || return 1
+  dir=${TSRUNC_SOCKET_DIR:-/run/tsrunc/s}
+  sock=$dir/$sum
+  [ ${#sock} -le 107 ] || sock=$dir/$(printf %.32s "$sum")
+  if [ -e "$sock" ] || [ -L "$sock" ]; then rm -f -- "$sock"; fi
+  exec cat -- "$bundle/tsrunc-deleted.pb"
+}
+fast_delete "$@"
+[ "$TSRUNC_KEEP_NODE_ENV" = 1 ] ||
+  unset NODE_OPTIONS NODE_EXTRA_CA_CERTS NODE_DEBUG NODE_DEBUG_NATIVE NODE_V8_COVERAGE \
+    NODE_REDIRECT_WARNINGS NODE_PENDING_DEPRECATION NODE_COMPILE_CACHE NODE_ICU_DATA
+exec node "$0" "$@"
