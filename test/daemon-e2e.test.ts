@@ -526,7 +526,6 @@ t.test("a second tsruncd on the same root refuses to start", async (t) => {
       [
         "-i",
         ...env,
-        process.execPath,
         TSRUNCD,
         "--root",
         path.join(d.root.path, "root"),

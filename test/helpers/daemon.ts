@@ -126,7 +126,8 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
       const from = logText.length;
       const argv = [
         ...envArgv({ ...env, ...opts.env }),
-        process.execPath,
+        // The launcher itself, not `node launcher`: its shebang carries tsruncd's V8 flags, which
+        // its code cache was written under (scripts/lib/bundle-cli.mjs).
         TSRUNCD,
         "--root",
         path.join(root.path, "root"),
