@@ -329,7 +329,6 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
 
   await env.start();
   c = await connectApi(env);
-  t.teardown(() => c.client.close());
   t.ok(ingestCount(env) >= 1, "boot kept the interrupted pull's ingest (its durable lease)");
   const progress = await pullAll(c, { ref: bigRef, plainHttp: true, unpack: true });
   const firstBig = progress.find(
@@ -347,6 +346,35 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
     "only committed chain snapshots, no unpack's active one",
   );
   t.equal(snaps.length, 3);
+
+  // Killed while unpacking: the unpack's active snapshot goes at boot, the next pull completes.
+  await c.images.delete({ name: bigRef, sync: true }, c.o());
+  t.same(await collect(c.snapshots.list({ snapshotter: "overlayfs" }, c.o())), [], "all collected");
+  let killedUnpacking = false;
+  await (async () => {
+    for await (const m of c.tools.pull({ ref: bigRef, plainHttp: true, unpack: true }, c.o())) {
+      if (m.status === "unpacking" && m.digest === big.digest && !killedUnpacking) {
+        killedUnpacking = true;
+        await new Promise((r) => setTimeout(r, 50));
+        await env.kill();
+      }
+    }
+  })().catch(() => {});
+  t.ok(killedUnpacking, "killed while the big layer was being unpacked");
+  c.client.close();
+  await env.start();
+  c = await connectApi(env);
+  const afterBoot = await collect(c.snapshots.list({ snapshotter: "overlayfs" }, c.o()));
+  t.same(
+    afterBoot.filter((s) => s.kind !== 3),
+    [],
+    "no active snapshot of the interrupted unpack after boot",
+  );
+  t.match(env.log(), /"snapshotsRemoved":[1-9][0-9]*,.*"boot":true/, "the boot GC removed it");
+  t.equal((await pullAll(c, { ref: bigRef, plainHttp: true, unpack: true })).at(-1)?.status, "complete");
+  t.equal((await collect(c.snapshots.list({ snapshotter: "overlayfs" }, c.o()))).length, 3);
+  t.equal(ingestCount(env), 0);
+  c.client.close();
   await env.finish(t);
 });
 
@@ -542,7 +570,25 @@ t.test("Snapshots and Images APIs: namespaces apart, labels, filters, usage, err
   t.match(await c.snapshots.prepare({ snapshotter: "native", key: "k" }, c.o()).catch((e: unknown) => e), {
     code: Code.NotFound,
   });
-  for (const k of ["act", "v", "base-c"]) await c.snapshots.remove({ snapshotter: sn, key: k }, c.o());
+  await c.snapshots.prepare({ snapshotter: sn, key: "r" }, c.o());
+  await c.snapshots.commit(
+    { snapshotter: sn, name: "rooted", key: "r", labels: { "containerd.io/gc.root": "1" } },
+    c.o(),
+  );
+  await c.snapshots.prepare({ snapshotter: sn, key: "r2" }, c.o());
+  await c.snapshots.commit({ snapshotter: sn, name: "unrooted", key: "r2" }, c.o());
+  await c.tools.prune({}, c.o());
+  await c.snapshots.stat({ snapshotter: sn, key: "rooted" }, c.o());
+  t.pass("a snapshot labelled containerd.io/gc.root survives Prune");
+  t.match(
+    await c.snapshots.stat({ snapshotter: sn, key: "unrooted" }, c.o()).catch((e: unknown) => e),
+    {
+      code: Code.NotFound,
+    },
+    "an unreferenced committed snapshot does not",
+  );
+  for (const k of ["act", "v", "base-c", "rooted"])
+    await c.snapshots.remove({ snapshotter: sn, key: k }, c.o());
   await c.snapshots.cleanup({ snapshotter: sn }, c.o());
 
   const target = {

@@ -26,6 +26,9 @@ export interface GcOptions {
 /** Snapshot keys our own operations use for a while; kept only while the namespace has a lease. */
 export const transientSnapshotPrefixes = ["extract-", "tsrunc-view-"];
 
+/** containerd's label that makes a snapshot a root of its own (`ctr snapshots … --label`). */
+export const gcRootLabel = "containerd.io/gc.root";
+
 /** An active snapshot or view no container names is kept this long (a client between Prepare and Containers.Create). */
 export const activeGraceMs = 60_000;
 
@@ -100,7 +103,7 @@ export class GarbageCollector {
       const busy = leases.busy(ns);
       const now = Date.now();
       for (const info of infos) {
-        if (leases.holdsSnapshot(ns, info.key)) keep.add(info.key);
+        if (leases.holdsSnapshot(ns, info.key) || Object.hasOwn(info.labels, gcRootLabel)) keep.add(info.key);
         else if (transientSnapshotPrefixes.some((p) => info.key.startsWith(p))) {
           if (busy) keep.add(info.key);
         } else if (info.kind === "committed") {
