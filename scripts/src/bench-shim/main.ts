@@ -4,14 +4,20 @@
 //
 //   run       `ctr run --rm --runtime <rt> --rootfs DIR id /bin/true` wall time, interleaved Go/ours.
 //   mem       RSS/PSS/USS of each shim (/proc/PID/smaps_rollup) with N idle `/bin/sleep` containers
-//             per runtime, after a settle time; N bare idle Node processes alongside as the floor.
+//             per runtime, after a settle time, for each N of --idle (containers are added up to
+//             each count); up to 10 bare idle Node processes alongside as the floor.
 //   start     where our start time goes: `node -e 0`, the bundle alone (`-v`), `start` alone, start
 //             until the serve process answers a Task.Connect, and `delete`; the Go shim's likewise.
 //   timeline  one `ctr run --rm` of ours step by step (serving, Create, Start, Wait, Delete,
 //             Shutdown, ctr's exit) from the shim's debug log, under a second containerd at debug.
 //
-// Usage: scripts/bench-shim [--runs N] [--warmup N] [--idle N] [--settle-ms N] [--starts N]
-//          [--timeline-runs N] [--only run,mem,start,timeline] [--shim PATH] [--profile DIR] [--json]
+//   burst     N containers started at once (`ctr run -d` in parallel), then exec'd at once
+//             (`ctr task exec`), then removed at once (`ctr task rm -f` + `ctr containers rm`):
+//             wall time of each phase, Go's batch then ours, every container must succeed.
+//
+// Usage: scripts/bench-shim [--runs N] [--warmup N] [--idle N,M,...] [--settle-ms N] [--starts N]
+//          [--burst N] [--timeline-runs N] [--only run,mem,start,burst,timeline] [--shim PATH]
+//          [--profile DIR] [--json]
 //          [--containerd-env K=V ...]
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
 
@@ -33,6 +39,8 @@ import { here, repo, TS_NAME } from "./paths.js";
 import { buildProfilingBundle, type ShimFiles, summarize } from "./profile.js";
 import {
   type BenchResult,
+  type BurstResult,
+  type BurstRuntimeResult,
   GO_RT,
   type MemResult,
   type MemSummary,
@@ -55,10 +63,11 @@ const { values: opt } = parseArgs({
   options: {
     runs: { type: "string", default: "12" },
     warmup: { type: "string", default: "2" },
-    idle: { type: "string", default: "10" },
+    idle: { type: "string", default: "10,50" },
+    burst: { type: "string", default: "100" },
     "settle-ms": { type: "string", default: "2000" },
     starts: { type: "string", default: "10" },
-    only: { type: "string", default: "run,mem,start,timeline" },
+    only: { type: "string", default: "run,mem,start,burst,timeline" },
     "timeline-runs": { type: "string", default: "5" },
     shim: { type: "string", default: join(repo, "packages/shim-runc-v2/dist/bin", TS_NAME) },
     profile: { type: "string" },
@@ -66,20 +75,27 @@ const { values: opt } = parseArgs({
     "containerd-env": { type: "string", multiple: true, default: [] },
   },
 });
-const int = (name: "runs" | "warmup" | "idle" | "settle-ms" | "starts" | "timeline-runs", min: number) => {
+const int = (name: "runs" | "warmup" | "burst" | "settle-ms" | "starts" | "timeline-runs", min: number) => {
   const n = Number(opt[name]);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
   return n;
 };
 const RUNS = int("runs", 1);
 const WARMUP = int("warmup", 0);
-const IDLE = int("idle", 1);
+/** The container counts at which idle memory is measured (containers are added up to each). */
+const IDLE = opt.idle
+  .split(",")
+  .map((v) => Number(v))
+  .sort((a, b) => a - b);
+if (!IDLE.length || IDLE.some((n) => !Number.isInteger(n) || n < 1))
+  throw new Error("--idle must be a list of integers >= 1 (e.g. 10,50)");
+const BURST = int("burst", 1);
 const SETTLE_MS = int("settle-ms", 0);
 const STARTS = int("starts", 1);
 const TIMELINE_RUNS = int("timeline-runs", 1);
 const SECTIONS = new Set(opt.only.split(",").filter(Boolean));
 for (const s of SECTIONS)
-  if (!["run", "mem", "start", "timeline"].includes(s)) throw new Error(`--only: unknown ${s}`);
+  if (!["run", "mem", "start", "burst", "timeline"].includes(s)) throw new Error(`--only: unknown ${s}`);
 const SHIM_SRC = resolve(opt.shim);
 const ADDON_SRC = join(dirname(SHIM_SRC), "tsrunc_native.node");
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
@@ -260,7 +276,7 @@ function memSummary(rows: readonly ShimMemory[]): MemSummary {
   };
 }
 
-async function benchMem({ cd, rootfs }: Bench): Promise<MemResult> {
+async function benchMem({ cd, rootfs }: Bench): Promise<MemResult[]> {
   const kinds = [
     ["go", GO_RT],
     ["ts", TS_RT],
@@ -268,60 +284,38 @@ async function benchMem({ cd, rootfs }: Bench): Promise<MemResult> {
   const ids = { go: [] as string[], ts: [] as string[] };
   const startMs = { go: [] as number[], ts: [] as number[] };
   const bare: Array<ReturnType<typeof execa>> = [];
+  const results: MemResult[] = [];
   try {
-    for (let i = 0; i < IDLE; i++) {
-      note(`idle container ${i + 1}/${IDLE}`);
-      for (const [k, rt] of kinds) {
-        const id = `m-${k}-${i}`;
-        ids[k].push(id);
-        startMs[k].push(
-          await ctrRun(cd, ["run", "-d", "--runtime", rt, "--rootfs", rootfs, id, "/bin/sleep", "1000"], rt),
-        );
+    for (const count of IDLE) {
+      for (let i = ids.go.length; i < count; i++) {
+        note(`idle container ${i + 1}/${count}`);
+        for (const [k, rt] of kinds) {
+          const id = `m-${k}-${i}`;
+          ids[k].push(id);
+          startMs[k].push(
+            await ctrRun(
+              cd,
+              ["run", "-d", "--runtime", rt, "--rootfs", rootfs, id, "/bin/sleep", "1000"],
+              rt,
+            ),
+          );
+        }
+        // The floor: a bare Node process that only keeps its loop alive (10 are enough). The temp
+        // root in its argv puts it in the harness's sweep scope.
+        if (bare.length < 10)
+          bare.push(
+            execa(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", join(cd.root, "bare-node")], {
+              env: { PATH },
+              extendEnv: false,
+              stdio: "ignore",
+              reject: false,
+            }),
+          );
       }
-      // The floor: a bare Node process that only keeps its loop alive. The temp root in its argv
-      // puts it in the harness's sweep scope.
-      bare.push(
-        execa(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)", join(cd.root, "bare-node")], {
-          env: { PATH },
-          extendEnv: false,
-          stdio: "ignore",
-          reject: false,
-        }),
-      );
+      await sleep(SETTLE_MS);
+      results.push(measureIdle(cd, ids, bare, startMs));
     }
-    await sleep(SETTLE_MS);
-    const measure = (k: "go" | "ts", expect: string): ShimMemory[] =>
-      ids[k].map((id) => {
-        const pid = shimPidOf(cd, id);
-        if (!pid || !alive(pid)) throw new Error(`shim of ${id} (pid ${pid}) is not running`);
-        const argv = cmdline(pid).join(" ");
-        if (!argv.includes(expect)) throw new Error(`pid ${pid} of ${id} is not a ${expect}: ${argv}`);
-        const m = smapsRollup(pid);
-        if (!m) throw new Error(`cannot read /proc/${pid}/smaps_rollup`);
-        return { id, pid, ...m, threads: threadCount(pid) };
-      });
-    const go = measure("go", "containerd-shim-runc-v2");
-    const ts = measure("ts", TS_NAME);
-    const bareRows = bare.map((p): ShimMemory => {
-      const pid = p.pid ?? 0;
-      return { pid, ...smapsRollup(pid), threads: threadCount(pid) };
-    });
-    const goM = memSummary(go);
-    const tsM = memSummary(ts);
-    return {
-      idle: IDLE,
-      settleMs: SETTLE_MS,
-      go: goM,
-      ours: tsM,
-      bareNode: memSummary(bareRows),
-      ratio: {
-        pss: ratio(tsM.pssKiB.median, goM.pssKiB.median),
-        rss: ratio(tsM.rssKiB.median, goM.rssKiB.median),
-        uss: ratio(tsM.ussKiB.median, goM.ussKiB.median),
-      },
-      runDetached: { go: summary(startMs.go), ours: summary(startMs.ts) },
-      perShim: { go, ours: ts },
-    };
+    return results;
   } finally {
     for (const p of bare) p.kill("SIGKILL");
     await Promise.allSettled(bare);
@@ -338,6 +332,113 @@ async function benchMem({ cd, rootfs }: Bench): Promise<MemResult> {
     await Promise.all([worker(), worker(), worker(), worker()]);
     if (errors.length) note(`removing idle containers: ${errors.join("; ")}`);
   }
+}
+
+function measureIdle(
+  cd: Containerd,
+  ids: { go: string[]; ts: string[] },
+  bare: Array<ReturnType<typeof execa>>,
+  startMs: { go: number[]; ts: number[] },
+): MemResult {
+  const measure = (k: "go" | "ts", expect: string): ShimMemory[] =>
+    ids[k].map((id) => {
+      const pid = shimPidOf(cd, id);
+      if (!pid || !alive(pid)) throw new Error(`shim of ${id} (pid ${pid}) is not running`);
+      const argv = cmdline(pid).join(" ");
+      if (!argv.includes(expect)) throw new Error(`pid ${pid} of ${id} is not a ${expect}: ${argv}`);
+      const m = smapsRollup(pid);
+      if (!m) throw new Error(`cannot read /proc/${pid}/smaps_rollup`);
+      return { id, pid, ...m, threads: threadCount(pid) };
+    });
+  const go = measure("go", "containerd-shim-runc-v2");
+  const ts = measure("ts", TS_NAME);
+  const bareRows = bare.map((p): ShimMemory => {
+    const pid = p.pid ?? 0;
+    return { pid, ...smapsRollup(pid), threads: threadCount(pid) };
+  });
+  const goM = memSummary(go);
+  const tsM = memSummary(ts);
+  return {
+    idle: ids.go.length,
+    settleMs: SETTLE_MS,
+    go: goM,
+    ours: tsM,
+    bareNode: memSummary(bareRows),
+    ratio: {
+      pss: ratio(tsM.pssKiB.median, goM.pssKiB.median),
+      rss: ratio(tsM.rssKiB.median, goM.rssKiB.median),
+      uss: ratio(tsM.ussKiB.median, goM.ussKiB.median),
+    },
+    runDetached: { go: summary(startMs.go), ours: summary(startMs.ts) },
+    perShim: { go, ours: ts },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2b. burst: BURST containers started at once, exec'd at once, removed at once; Go's batch, then
+// ours, in the same containerd. Every ctr must succeed; a failure is counted and reported.
+
+async function burstBatch(
+  cd: Containerd,
+  rootfs: string,
+  rt: string,
+  prefix: string,
+): Promise<BurstRuntimeResult> {
+  const ids = Array.from({ length: BURST }, (_, i) => `${prefix}-${i}`);
+  const failures: string[] = [];
+  const phase = async (what: string, one: (id: string) => Promise<void>) => {
+    note(`burst ${rt}: ${what} ×${BURST}`);
+    const t0 = performance.now();
+    await Promise.all(
+      ids.map((id) =>
+        one(id).catch((e) => {
+          failures.push(`${what} ${id}: ${message(e).split("\n")[0]}`);
+        }),
+      ),
+    );
+    return performance.now() - t0;
+  };
+  const ok = async (args: string[]) => {
+    const r = await cd.ctr(args, { timeout: 120_000 });
+    if (r.exitCode !== 0) throw new Error(`ctr ${args.join(" ")}: exit ${r.exitCode}: ${r.stderr.trim()}`);
+  };
+  const runMs = await phase("ctr run -d", (id) =>
+    ok(["run", "-d", "--runtime", rt, "--rootfs", rootfs, id, "/bin/sleep", "1000"]),
+  );
+  const execMs = await phase("ctr task exec", (id) =>
+    ok(["task", "exec", "--exec-id", "e1", id, "/bin/true"]),
+  );
+  const rmMs = await phase("ctr task rm -f + containers rm", async (id) => {
+    await ok(["task", "rm", "-f", id]);
+    await ok(["containers", "rm", id]);
+  });
+  return { runMs, execMs, rmMs, totalMs: runMs + execMs + rmMs, failures };
+}
+
+async function benchBurst({ cd, rootfs }: Bench): Promise<BurstResult> {
+  const go = await burstBatch(cd, rootfs, GO_RT, "b-go");
+  const ours = await burstBatch(cd, rootfs, TS_RT, "b-ts");
+  // Nothing may be left running: each shim exits after its container's removal.
+  const left = await waitFor(() => shimProcs(cd).length === 0, {
+    what: "burst shims to exit",
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  }).then(
+    () => 0,
+    () => shimProcs(cd).length,
+  );
+  return {
+    n: BURST,
+    go,
+    ours,
+    ratio: {
+      run: ratio(ours.runMs, go.runMs),
+      exec: ratio(ours.execMs, go.execMs),
+      rm: ratio(ours.rmMs, go.rmMs),
+      total: ratio(ours.totalMs, go.totalMs),
+    },
+    shimsLeft: left,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,6 +635,11 @@ async function bench(failures: string[]): Promise<BenchResult> {
   }
   if (SECTIONS.has("mem")) result.mem = await benchMem(main);
   if (SECTIONS.has("start")) result.start = await benchStart(main);
+  if (SECTIONS.has("burst")) {
+    result.burst = await benchBurst(main);
+    failures.push(...result.burst.go.failures, ...result.burst.ours.failures);
+    if (result.burst.shimsLeft) failures.push(`burst: ${result.burst.shimsLeft} shim(s) left running`);
+  }
   if (SECTIONS.has("timeline")) result.timeline = await benchTimeline();
   if (opt.profile) result.profile = await profile(opt.profile);
   result.env.loadAfter = loadavg().map((v) => v.toFixed(2));

@@ -5,7 +5,8 @@ import { formatSummary, type ProfileSummary } from "./profile.js";
 
 export const GO_RT = "io.containerd.runc.v2";
 export const TS_RT = "io.containerd.tsrunc.v2";
-export const GOALS = { runRatio: 1.5, pssRatio: 4 };
+/** Issue 13's goals for one shim per container: run time, idle PSS per container, 100 at once. */
+export const GOALS = { runRatio: 1.5, pssRatio: 3, burstRatio: 1.5 };
 
 export interface EnvInfo {
   node: string;
@@ -54,6 +55,23 @@ export interface MemResult {
   perShim: { go: ShimMemory[]; ours: ShimMemory[] };
 }
 
+export interface BurstRuntimeResult {
+  /** Wall time of each phase: N ctr processes at once, until the last returns. */
+  runMs: number;
+  execMs: number;
+  rmMs: number;
+  totalMs: number;
+  failures: string[];
+}
+
+export interface BurstResult {
+  n: number;
+  go: BurstRuntimeResult;
+  ours: BurstRuntimeResult;
+  ratio: { run: number; exec: number; rm: number; total: number };
+  shimsLeft: number;
+}
+
 /** The timed rows of the start breakdown, in the order of the --json output. */
 export const START_ROWS = [
   "nodeBare",
@@ -86,7 +104,9 @@ export type TimelineResult = { runs: number; goRun: Summary } & Partial<Record<T
 export interface BenchResult {
   env: EnvInfo;
   run?: RunResult;
-  mem?: MemResult;
+  /** One per --idle count (10 and 50 by default). */
+  mem?: MemResult[];
+  burst?: BurstResult;
   start?: StartResult;
   timeline?: TimelineResult;
   profile?: { dir: string; profiles: ProfileSummary[] };
@@ -127,6 +147,21 @@ function memLines(m: MemResult): string[] {
     `  ours/go: PSS ${x(m.ratio.pss)}, RSS ${x(m.ratio.rss)}, USS ${x(m.ratio.uss)} — PSS ${verdict(m.ratio.pss, GOALS.pssRatio)}`,
     `  (ctr run -d: go median ${ms(m.runDetached.go.median)}, ours median ${ms(m.runDetached.ours.median)})`,
   ];
+}
+
+function burstLines(b: BurstResult): string[] {
+  const row = (name: string, r: BurstRuntimeResult) =>
+    `  ${name} run -d ${ms(r.runMs).padStart(9)}  exec ${ms(r.execMs).padStart(9)}  rm ${ms(r.rmMs).padStart(9)}  total ${ms(r.totalMs).padStart(9)}  failed ${r.failures.length}/${b.n * 3}`;
+  const lines = [
+    "",
+    `${b.n} containers at once — \`ctr run -d\` ×${b.n} in parallel, then \`ctr task exec\` ×${b.n}, then \`ctr task rm -f\` + \`ctr containers rm\` ×${b.n}; wall time of each phase:`,
+    row("go  ", b.go),
+    row("ours", b.ours),
+    `  ours/go: run ${x(b.ratio.run)}, exec ${x(b.ratio.exec)}, rm ${x(b.ratio.rm)}, total ${x(b.ratio.total)} — ${verdict(b.ratio.total, GOALS.burstRatio)}`,
+  ];
+  for (const f of [...b.go.failures, ...b.ours.failures].slice(0, 5)) lines.push(`  FAILED: ${f}`);
+  if (b.shimsLeft) lines.push(`  WARNING: ${b.shimsLeft} shim(s) still running 10 s after the removal`);
+  return lines;
 }
 
 function startLines(s: StartResult): string[] {
@@ -177,8 +212,9 @@ export function report(r: BenchResult): string {
     `  our shim: ${e.shim} (${e.shimBytes} bytes, built ${e.shimBuilt})`,
   ];
   if (r.run) lines.push(...runLines(r.run));
-  if (r.mem) lines.push(...memLines(r.mem));
+  for (const m of r.mem ?? []) lines.push(...memLines(m));
   if (r.start) lines.push(...startLines(r.start));
+  if (r.burst) lines.push(...burstLines(r.burst));
   if (r.timeline) lines.push(...timelineLines(r.timeline));
   if (r.profile) {
     lines.push("", `CPU profiles of our shim (3 by hand + 3 ctr runs, 100 µs sampling) in ${r.profile.dir}:`);
