@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { buildSpec } from "@tsrunc/client";
 import {
   buildFixture,
+  makeCa,
+  makeHtpasswd,
   makeTar,
   pushTag,
   startRegistry,
@@ -500,7 +502,10 @@ t.test("a layer escaping its snapshot: a clear error, the daemon keeps serving, 
           mediaType: "application/vnd.oci.image.manifest.v1+json",
           digest: sha(manifest),
           size: manifest.length,
-          annotations: { "io.containerd.image.name": "tsrunc.test/hostile:1" },
+          annotations: {
+            "io.containerd.image.name": "tsrunc.test/hostile:1",
+            "org.opencontainers.image.ref.name": "bad",
+          },
         },
       ],
     }),
@@ -522,6 +527,52 @@ t.test("a layer escaping its snapshot: a clear error, the daemon keeps serving, 
   t.throws(() => readFileSync(victim), "nothing written outside");
   const pulled = await pullAll(c, { ref, plainHttp: true });
   t.equal(pulled.at(-1)?.status, "complete", "the daemon keeps serving");
+  await c.images.delete({ name: ref, sync: true }, c.o());
+
+  // The same layer from a registry: the pull fails, drops its lease and collects what it fetched.
+  const hostileRef = `${registry.host}/tsr/hostile:1`;
+  await pushTag(dir, "bad", hostileRef);
+  const perr = await pullAll(c, { ref: hostileRef, plainHttp: true, unpack: true }).catch((e: unknown) => e);
+  t.match(
+    perr,
+    { code: Code.InvalidArgument, message: /victim|\.\./ },
+    "the pull is refused, naming the entry",
+  );
+  t.same((await c.images.list({}, c.o())).images, [], "no record");
+  t.same(await collect(c.snapshots.list({ snapshotter: "overlayfs" }, c.o())), [], "no snapshot");
+  await waitFor(() => blobCount(env) === 0, { what: "the failed pull's blobs collected", timeoutMs: 10_000 });
+  t.equal(ingestCount(env), 0);
+  t.throws(() => readFileSync(victim), "nothing written outside");
+  await env.finish(t);
+});
+
+t.test("TLS with a CA given as PEM bytes, basic auth: through the daemon", async (t) => {
+  const dir = await tempDir(t as never, "tsrunc-dimg-tls-");
+  const ca = await makeCa(dir);
+  const caDir = join(dir, "cas");
+  mkdirSync(caDir);
+  writeFileSync(join(caDir, "ca.crt"), readFileSync(ca.caCert));
+  const htpasswd = await makeHtpasswd(dir, "alice", "s3cret:x");
+  const reg = await startRegistry(t as never, {
+    rootdir: join(dir, "data"),
+    tls: { certificate: ca.serverCert, key: ca.serverKey },
+    htpasswd,
+  });
+  const tlsRef = `${reg.host}/tsr/img:1`;
+  await pushTag(layout, "img", tlsRef, ["--dest-cert-dir", caDir, "--dest-creds", "alice:s3cret:x"]);
+  const env = await daemonEnv(t);
+  await env.start();
+  const c = await connectApi(env);
+  t.teardown(() => c.client.close());
+  const noCa = await pullAll(c, { ref: tlsRef, username: "alice", password: "s3cret:x" }).catch(
+    (e: unknown) => e,
+  );
+  t.ok(noCa instanceof Error && /certificate/i.test(noCa.message), `no CA: ${String(noCa)}`);
+  const caPem = readFileSync(ca.caCert);
+  const noAuth = await pullAll(c, { ref: tlsRef, caPem }).catch((e: unknown) => e);
+  t.match(noAuth, { code: Code.Unauthenticated }, "no credentials: the registry's 401");
+  const ok = await pullAll(c, { ref: tlsRef, caPem, username: "alice", password: "s3cret:x", unpack: true });
+  t.equal(ok.at(-1)?.image?.name, tlsRef);
   await env.finish(t);
 });
 
