@@ -1,6 +1,7 @@
 // `--net bridge` with no configuration of that name: tsruncd writes one, as nerdctl does for its
 // default network: a bridge on a private subnet with masquerade, portmap for -p, firewall for
 // the FORWARD chain. Written atomically (temp + rename) so a concurrent reader never sees half.
+import { randomBytes } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -32,7 +33,8 @@ export function defaultBridgeConf(): Record<string, unknown> {
 export async function writeDefaultBridge(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const path = join(dir, DEFAULT_CONF_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
+  // Unique per call: two first uses at once each write their own file; the last rename wins.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   await writeFile(tmp, `${JSON.stringify(defaultBridgeConf(), null, 2)}\n`, { mode: 0o644 });
   await rename(tmp, path);
   return path;

@@ -3,7 +3,7 @@
 // namespace (Debian's bridge plugin 1.1.1 removes its masquerade rules only when it can enter the
 // namespace: an empty CNI_NETNS would leak them), and DEL never names /proc/<pid>/ns/net, whose
 // pid may by then belong to another process in another namespace.
-import { mkdir, rm, statfs, writeFile } from "node:fs/promises";
+import { mkdir, rm, rmdir, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { execa } from "execa";
@@ -25,8 +25,16 @@ export async function isPinned(path: string): Promise<boolean> {
 
 /** Bind-mounts the netns of `pid` on `path` (made first). */
 export async function pinNetns(pid: number, path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, "", { mode: 0o600 });
+  // Another container's unpin may remove the directory between our mkdir and write: again.
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      await writeFile(path, "", { mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 5) throw err;
+    }
+  }
   const r = await execa("mount", ["--bind", `/proc/${pid}/ns/net`, path], { reject: false, timeout: 10_000 });
   if (r.exitCode !== 0)
     throw new TtrpcError(
@@ -46,4 +54,6 @@ export async function unpinNetns(path: string): Promise<void> {
       );
   }
   await rm(path, { force: true });
+  // The namespace's directory goes with its last pin (another create may race it: ignored).
+  await rmdir(dirname(path)).catch(() => {});
 }
