@@ -5,7 +5,9 @@
 //         default) on a fresh private containerd each time; interleaved, which goes first
 //         alternating. Daemon start-up is not timed; only the command.
 //   run   `tsctl run --rm REF id /bin/true` against `ctr run --rm REF id /bin/true` with the Go
-//         shim, interleaved, on the roots the last pulls left.
+//         shim, interleaved, on the roots the last pulls left; `tsctl run --rm --rootfs` in the
+//         same rotation (the run without an image), and the image's calls one by one through
+//         @tsrunc/client (Images.Get, ImageTools.Config, Snapshots.Prepare/Mounts/Remove).
 //
 // The image: umoci from busybox-static plus --layers layers of random files (--size-mb in all),
 // pushed by skopeo to a docker-registry on loopback. Every process runs with a clean environment;
@@ -19,6 +21,7 @@ import { rmSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { connect } from "@tsrunc/client";
 import { execa } from "execa";
 import { type Containerd, startContainerd, type TestLike } from "../../../test/helpers/containerd.js";
 import { tempRoot } from "../../../test/helpers/temp-root.js";
@@ -94,7 +97,7 @@ interface Result {
   env: Record<string, unknown>;
   image?: { ref: string; layers: number; bytes: number; buildMs: number };
   pull?: Pair;
-  run?: Pair & { warmup: number };
+  run?: Pair & { warmup: number; rootfs: Summary; steps: Record<string, Summary> };
   failures: string[];
   goals: { goal: string; value: string; met: boolean | undefined }[];
 }
@@ -171,7 +174,11 @@ async function benchPull(d: BenchDaemon, image: BenchImage, failures: string[]):
   return pair(ours, theirs);
 }
 
-async function benchRun(d: BenchDaemon, image: BenchImage, failures: string[]): Promise<Pair> {
+async function benchRun(
+  d: BenchDaemon,
+  image: BenchImage,
+  failures: string[],
+): Promise<Pair & { rootfs: Summary; steps: Record<string, Summary> }> {
   let cd = containerds[0];
   if (cd === undefined) {
     cd = await freshContainerd();
@@ -190,26 +197,54 @@ async function benchRun(d: BenchDaemon, image: BenchImage, failures: string[]): 
     await ours(`w-ts-${i}`);
     await theirs(`w-go-${i}`);
   }
+  const oursRootfs = (id: string) =>
+    timed("tsctl run --rootfs", () =>
+      d.tsctl(["run", "--rm", "--rootfs", d.rootfs, id, "/bin/true"], { timeoutMs: 60_000 }),
+    );
   const a: number[] = [];
   const b: number[] = [];
+  const r: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     if (i % 5 === 0) note(`run ${i + 1}/${RUNS}`);
     const x = () => ours(`r-ts-${i}`).then((v) => a.push(v));
     const y = () => theirs(`r-go-${i}`).then((v) => b.push(v));
+    const z = () => oursRootfs(`r-rf-${i}`).then((v) => r.push(v));
+    const order = [x, y, z];
     try {
-      if (i % 2 === 0) {
-        await x();
-        await y();
-      } else {
-        await y();
-        await x();
-      }
+      for (let k = 0; k < 3; k++) await order[(i + k) % 3]!();
     } catch (e) {
       failures.push(message(e));
       note(`FAILED: ${message(e)}`);
     }
   }
-  return pair(a, b);
+  return { ...pair(a, b), rootfs: summary(r), steps: await imageSteps(d, image) };
+}
+
+/**
+ * What the image adds to a run, call by call through the library (one connection, as tsctl
+ * makes): Images.Get, ImageTools.Config, Snapshots.Prepare, Snapshots.Mounts, Snapshots.Remove.
+ */
+async function imageSteps(d: BenchDaemon, image: BenchImage): Promise<Record<string, Summary>> {
+  const client = await connect({ address: d.address, namespace: d.namespace });
+  const steps: Record<string, number[]> = { get: [], config: [], prepare: [], mounts: [], remove: [] };
+  const time = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const v = await f();
+    steps[name]!.push(performance.now() - t0);
+    return v;
+  };
+  try {
+    for (let i = 0; i < Math.max(RUNS, 5); i++) {
+      await time("get", () => client.images.get(image.ref));
+      const cfg = await time("config", () => client.images.config({ name: image.ref }));
+      await time("prepare", () => client.snapshots.prepare({ key: `steps-${i}`, parent: cfg.chainId }));
+      await time("mounts", () => client.snapshots.mounts(`steps-${i}`));
+      await time("remove", () => client.snapshots.remove(`steps-${i}`));
+    }
+  } finally {
+    await client.close();
+  }
+  return Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, summary(v)]));
 }
 
 function judge(r: Result): void {
@@ -241,7 +276,18 @@ function report(r: Result): string {
     `  ratio (ours/theirs)    ${p.ratio.median.toFixed(2)}×   ${p.ratio.p90.toFixed(2)}×`,
   ];
   if (r.pull) lines.push(...row("pull+unpack", r.pull));
-  if (r.run) lines.push(...row("run --rm   ", r.run));
+  if (r.run) {
+    lines.push(...row("run --rm   ", r.run));
+    const rf = r.run.rootfs;
+    lines.push(
+      `  tsrunc --rootfs    ${String(rf.n).padStart(3)} ${ms(rf.median).padStart(8)} ${ms(rf.p90).padStart(8)} ${ms(rf.min).padStart(8)} ${ms(rf.max).padStart(8)}   (the same run without an image)`,
+      "",
+      "what an image adds, per call through @tsrunc/client (median / p90):",
+      `  ${Object.entries(r.run.steps)
+        .map(([k, v]) => `${k} ${ms(v.median)} / ${ms(v.p90)}`)
+        .join(", ")}`,
+    );
+  }
   lines.push("", "goals:");
   for (const g of r.goals)
     lines.push(`  ${g.met === undefined ? "n/a   " : g.met ? "MET   " : "MISSED"} ${g.goal}: ${g.value}`);
