@@ -372,3 +372,51 @@ t.test("after a reboot (no shim, no bundle, no pin) boot runs DEL with an empty 
   noLeaks(tt, d, net);
   await d.finish(tt);
 });
+
+t.test("tsruncd killed at every step of attach and teardown: the next boot leaves nothing", async (tt) => {
+  const { d, net, args } = await setup(tt);
+  const rootfs = d.rootfs("cp");
+  for (const point of ["net:recorded", "net:pinned", "net:added", "create:network-attached"]) {
+    await d.stop();
+    await d.start(args, { env: { TSRUNC_CRASH_AT: point } });
+    const id = `cp-${point.replace(/[^a-z]/g, "")}`;
+    const r = await d.tsctl([
+      "run",
+      "-d",
+      "--null-io",
+      "--net",
+      net.name,
+      "--rootfs",
+      rootfs,
+      id,
+      "sleep",
+      "1000",
+    ]);
+    tt.not(r.exitCode, 0, `${point}: run fails with the daemon`);
+    await d.exited();
+    await d.start(args);
+    await d.tsctl(["tasks", "rm", "-f", id]);
+    await d.tsctl(["containers", "rm", id]);
+    tt.same(net.leases(), [], `${point}: no lease after the boot`);
+    tt.same(net.veths(), [], `${point}: no veth`);
+    tt.same(net.iptables(), [], `${point}: no iptables rule`);
+    tt.same(pinned(d), [], `${point}: no pin`);
+  }
+  // The teardown interrupted after it was recorded, before any DEL.
+  await ok(
+    tt,
+    d.tsctl(["run", "-d", "--null-io", "--net", net.name, "--rootfs", rootfs, "cpdel", "sleep", "1000"]),
+    "run cpdel",
+  );
+  await d.stop();
+  await d.start(args, { env: { TSRUNC_CRASH_AT: "net:detaching" } });
+  await d.tsctl(["tasks", "rm", "-f", "cpdel"]);
+  await d.exited();
+  tt.equal(net.leases().length, 1, "the crash came before DEL");
+  await d.start(args);
+  for (let i = 0; i < 50 && net.leases().length; i++) await new Promise((r) => setTimeout(r, 100));
+  await d.tsctl(["tasks", "rm", "-f", "cpdel"]);
+  await ok(tt, d.tsctl(["containers", "rm", "cpdel"]), "containers rm cpdel");
+  noLeaks(tt, d, net);
+  await d.finish(tt);
+});

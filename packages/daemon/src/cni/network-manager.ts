@@ -6,6 +6,7 @@
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import type { Database } from "better-sqlite3";
 import type { Logger } from "pino";
+import { failpoint } from "../failpoint.js";
 import { loadNetwork } from "./conf.js";
 import { DEFAULT_NETWORK, writeDefaultBridge } from "./default-bridge.js";
 import { parseNetLabels } from "./labels.js";
@@ -92,7 +93,9 @@ export class NetworkManager {
     this.store.put(row);
     let at: { ifname: string; plugin: number } | undefined;
     try {
+      failpoint("net:recorded");
       await pinNetns(pid, row.netns);
+      failpoint("net:pinned");
       for (const net of plan.nets) {
         const t0 = performance.now();
         const out = await this.runner.add(
@@ -107,6 +110,7 @@ export class NetworkManager {
             at = { ifname: net.ifname, plugin };
           },
         );
+        failpoint("net:added");
         row.results.push({ name: net.name, ifname: net.ifname, raw: out.raw, result: out.result });
         row.updatedAt = new Date();
         this.store.put(row);
@@ -145,6 +149,7 @@ export class NetworkManager {
     row.updatedAt = new Date();
     this.store.put(row);
     // With the pin gone (a reboot emptied <state>), DEL runs with an empty netns path, as CRI does.
+    failpoint("net:detaching");
     const netns = (await isPinned(row.netns)) ? row.netns : "";
     const errors: string[] = [];
     const failed = row.failedAdd;
