@@ -8,7 +8,7 @@
 
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildSpec } from "@tsrunc/client";
+import { buildSpec, decodeEvent } from "@tsrunc/client";
 import {
   buildFixture,
   makeCa,
@@ -20,6 +20,7 @@ import {
 } from "@tsrunc/images/distribution/test-registry";
 import {
   ContainersService,
+  EventsService,
   ImagesService,
   ImageToolsService,
   type imagetools,
@@ -176,7 +177,33 @@ t.test("pull with progress, Config's user and chain id, runs on our shim and the
   const other = await pullAll(c, { ref, plainHttp: true, snapshotter: "btrfs" }).catch((e: unknown) => e);
   t.match(other, { code: Code.NotFound, message: /snapshotter "btrfs"/ });
 
+  const sub = c.client.service(EventsService).subscribe({ filters: ["topic~=^/images/"] }, c.o());
+  const seen: string[] = [];
+  const watching = (async () => {
+    for await (const e of sub) {
+      const ev = decodeEvent(e) as { name?: string } | undefined;
+      seen.push(`${e.topic} ${ev?.name ?? "?"}`);
+    }
+  })().catch(() => {});
+  // The subscription is live once a probe record's events come through.
+  const probe = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: `sha256:${"b".repeat(64)}`,
+    size: 1,
+  };
+  for (let i = 0; i < 20 && !seen.includes("/images/delete probe"); i++) {
+    await c.images.create({ image: { name: "probe", target: probe } }, c.o());
+    await c.images.delete({ name: "probe" }, c.o());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.ok(
+    seen.includes("/images/create probe") && seen.includes("/images/delete probe"),
+    "Images.Create/Delete publish",
+  );
+  seen.length = 0;
   const progress = await pullAll(c, { ref, plainHttp: true, unpack: true });
+  await waitFor(() => seen.length > 0, { what: "an image event", timeoutMs: 5000 });
+  t.same(seen, [`/images/create ${ref}`], "the pull published /images/create");
   const statuses = new Set(progress.map((p) => p.status));
   for (const s of ["resolving", "resolved", "done", "unpacking", "unpacked", "complete"])
     t.ok(statuses.has(s), `status ${s} seen`);
@@ -234,6 +261,8 @@ t.test("pull with progress, Config's user and chain id, runs on our shim and the
       `${runtime}: nothing of the snapshot is left mounted`,
     );
   }
+  c.client.close();
+  await watching;
   await env.finish(t);
 });
 
@@ -316,15 +345,21 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
   await env.start();
   let c = await connectApi(env);
   let killed = false;
+  const kill = () => {
+    if (killed) return;
+    killed = true;
+    void env.kill();
+  };
   const first = (async () => {
     for await (const m of c.tools.pull({ ref: bigRef, plainHttp: true, unpack: true }, c.o())) {
-      if (m.status === "downloading" && m.digest === big.digest && m.offset > 0 && !killed) {
-        killed = true;
-        await env.kill();
-      }
+      if (m.status !== "downloading" || m.digest !== big.digest) continue;
+      // Bytes have arrived; or, on a fast machine that sends no second message, soon after the first.
+      if (m.offset > 0) kill();
+      else setTimeout(kill, 40);
     }
   })().catch((e: unknown) => e);
   await first;
+  await env.exited();
   t.ok(killed, "killed while the big layer was downloading");
   c.client.close();
   t.ok(ingestCount(env) >= 1, "an ingest was left");

@@ -80,9 +80,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
         tasks: new TasksApi(store, manager),
         events: new EventsApi(exchange),
         images: {
-          images: new ImagesApi(images),
+          images: new ImagesApi(images, exchange),
           snapshots: new SnapshotsApi(images),
-          tools: new ImageToolsApi(images),
+          tools: new ImageToolsApi(images, exchange),
         },
       },
       log,

@@ -29,6 +29,7 @@ const UPSTREAM_FILES = [
   "api/types/task/task.proto",
   "api/events/task.proto",
   "api/events/container.proto",
+  "api/events/image.proto",
   "api/services/ttrpc/events/v1/events.proto",
   "api/services/events/v1/events.proto",
   "api/services/containers/v1/containers.proto",

@@ -3,6 +3,7 @@
 // events (containerd.services.events.v1, with Subscribe as a server stream). The types these
 // share with the shim (Mount, Process, Any, ...) come from "@tsrunc/protocol/shim".
 
+import { anyRegistry } from "./any.js";
 import {
   containerd_services_containers_v1,
   containerd_services_events_v1,
@@ -33,3 +34,17 @@ export const ImagesService = containerd_services_images_v1.ImagesService;
 export const SnapshotsService = containerd_services_snapshots_v1.SnapshotsService;
 /** tsrunc.services.images.v1.ImageTools: Pull, Import, Export, Config, Prune (our own). */
 export const ImageToolsService = tsrunc_services_images_v1.ImageToolsService;
+
+/** containerd's image event topics (the events are imagesapi.ImageCreate/ImageUpdate/ImageDelete). */
+export const ImageTopics = {
+  imageCreate: "/images/create",
+  imageUpdate: "/images/update",
+  imageDelete: "/images/delete",
+} as const;
+
+// Image events travel in Envelopes as Anys: decodable wherever the daemon's API is loaded.
+anyRegistry.register(
+  containerd_services_images_v1.ImageCreate,
+  containerd_services_images_v1.ImageUpdate,
+  containerd_services_images_v1.ImageDelete,
+);

@@ -31,13 +31,15 @@ import {
 import type { imagesapi, imagetools } from "@tsrunc/protocol/daemon";
 import type { MessageInit as Init } from "@tsrunc/protocol/shim";
 import { Code, isCode, TtrpcError } from "@tsrunc/ttrpc";
+import type { EventExchange } from "../events/exchange.js";
 import { readImageFile } from "../images/image-files.js";
 import { resolveUser } from "../images/image-user.js";
 import type { Lease } from "../images/leases.js";
 import { AsyncQueue, Throttle } from "../images/progress-queue.js";
 import { checkSnapshotter } from "../images/snapshotters.js";
 import type { ImageSystem } from "../images/system.js";
-import { toImage } from "./images.js";
+import type { NewImage } from "../store/index.js";
+import { publishImageEvent, toImage } from "./images.js";
 import type { CallScope } from "./tasks.js";
 
 type PullMessage = imagetools.PullProgress;
@@ -55,7 +57,18 @@ const resumable = (err: unknown) =>
   isCode(err, Code.Canceled) || isCode(err, Code.Unavailable) || isCode(err, Code.DeadlineExceeded);
 
 export class ImageToolsApi {
-  constructor(private readonly sys: ImageSystem) {}
+  constructor(
+    private readonly sys: ImageSystem,
+    private readonly exchange?: EventExchange,
+  ) {}
+
+  /** Creates or updates a record, publishing /images/create or /images/update. */
+  #put(init: NewImage) {
+    const existed = this.sys.images.find(init.namespace, init.name) !== undefined;
+    const rec = this.sys.images.put(init);
+    publishImageEvent(this.exchange, init.namespace, existed ? "update" : "create", rec);
+    return rec;
+  }
 
   // ---- Pull -----------------------------------------------------------------------------------
 
@@ -153,7 +166,7 @@ export class ImageToolsApi {
         if (ok && req.unpack)
           ok = await this.#unpack(namespace, result.target, platform, lease, signal, send);
         if (ok) {
-          const rec = images.put({
+          const rec = this.#put({
             namespace,
             name: result.name,
             target: {
@@ -259,7 +272,7 @@ export class ImageToolsApi {
         if (n.value.data.length) yield n.value.data;
       }
     }
-    const { images, content, gc } = this.sys;
+    const { content, gc } = this.sys;
     const lease = this.sys.leases.acquire(s.namespace);
     try {
       const result = await importArchive(data(), {
@@ -285,7 +298,7 @@ export class ImageToolsApi {
         }
       const out: imagesapi.Image[] = [];
       for (const img of result.images) {
-        const rec = images.put({
+        const rec = this.#put({
           namespace: s.namespace,
           name: img.name,
           target: {
@@ -436,6 +449,7 @@ export class ImageToolsApi {
         if (used.has(rec.name)) continue;
         try {
           images.delete(s.namespace, rec.name);
+          publishImageEvent(this.exchange, s.namespace, "delete", rec);
         } catch (err) {
           if (!isCode(err, Code.NotFound)) throw err;
         }

@@ -2,9 +2,10 @@
 // namespaced like containers. Delete removes the record, then garbage-collects (before answering
 // with `sync`, in the background otherwise).
 
-import type { imagesapi } from "@tsrunc/protocol/daemon";
-import { timestampFromDate } from "@tsrunc/protocol/shim";
+import { ImageTopics, imagesapi } from "@tsrunc/protocol/daemon";
+import { packAny, timestampFromDate, timestampNow } from "@tsrunc/protocol/shim";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import type { EventExchange } from "../events/exchange.js";
 import type { ImageSystem } from "../images/system.js";
 import { checkImageName, type ImageRecord, type TargetDescriptor } from "../store/image-store.js";
 import type { CallScope } from "./tasks.js";
@@ -35,8 +36,34 @@ function targetOf(t: Image["target"] | undefined): TargetDescriptor {
   };
 }
 
+/** Publishes containerd's /images/create, /images/update or /images/delete for a record. */
+export function publishImageEvent(
+  exchange: EventExchange | undefined,
+  namespace: string,
+  kind: "create" | "update" | "delete",
+  rec: Pick<ImageRecord, "name" | "labels">,
+): void {
+  if (!exchange) return;
+  const event =
+    kind === "create"
+      ? packAny(imagesapi.ImageCreate, { name: rec.name, labels: rec.labels })
+      : kind === "update"
+        ? packAny(imagesapi.ImageUpdate, { name: rec.name, labels: rec.labels })
+        : packAny(imagesapi.ImageDelete, { name: rec.name });
+  const topic =
+    kind === "create"
+      ? ImageTopics.imageCreate
+      : kind === "update"
+        ? ImageTopics.imageUpdate
+        : ImageTopics.imageDelete;
+  exchange.publish({ timestamp: timestampNow(), namespace, topic, event });
+}
+
 export class ImagesApi {
-  constructor(private readonly sys: ImageSystem) {}
+  constructor(
+    private readonly sys: ImageSystem,
+    private readonly exchange?: EventExchange,
+  ) {}
 
   get(s: CallScope, req: imagesapi.GetImageRequest): imagesapi.GetImageResponse {
     return { image: toImage(this.sys.images.get(s.namespace, checkImageName(req.name))) };
@@ -54,6 +81,7 @@ export class ImagesApi {
       labels: i?.labels ?? {},
       target: targetOf(i?.target),
     });
+    publishImageEvent(this.exchange, s.namespace, "create", rec);
     return { image: toImage(rec) };
   }
 
@@ -67,12 +95,14 @@ export class ImagesApi {
       { labels: i.labels, ...(i.target?.digest || paths.length ? { target: targetOf(i.target) } : {}) },
       paths,
     );
+    publishImageEvent(this.exchange, s.namespace, "update", rec);
     return { image: toImage(rec) };
   }
 
   async delete(s: CallScope, req: imagesapi.DeleteImageRequest): Promise<void> {
     const name = checkImageName(req.name);
     this.sys.images.delete(s.namespace, name);
+    publishImageEvent(this.exchange, s.namespace, "delete", { name, labels: {} });
     if (req.sync) {
       await this.sys.gc.collect().catch((err: unknown) => {
         throw new TtrpcError(
