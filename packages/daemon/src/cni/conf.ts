@@ -5,7 +5,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
-import { resultVersions } from "./result.js";
+import { resultVersions, versionAtLeast } from "./result.js";
 
 export interface PluginConf {
   type: string;
@@ -55,7 +55,15 @@ export function parseConf(text: string, file: string): NetworkConfList {
   const o = raw as Record<string, unknown>;
   if (typeof o.name !== "string") throw invalid(file, "no network name");
   checkNetworkName(o.name);
-  const cniVersion = typeof o.cniVersion === "string" ? o.cniVersion : "";
+  // 1.1.0's negotiation: `cniVersions` lists what the file may be read as; the highest we speak wins.
+  const offered = Array.isArray(o.cniVersions)
+    ? o.cniVersions.filter((v): v is string => (resultVersions as readonly string[]).includes(v as string))
+    : [];
+  const cniVersion = offered.length
+    ? (offered.sort((a, b) => (versionAtLeast(a, b) ? -1 : 1))[0] as string)
+    : typeof o.cniVersion === "string"
+      ? o.cniVersion
+      : "";
   if (!(resultVersions as readonly string[]).includes(cniVersion))
     throw invalid(file, `unsupported cniVersion ${JSON.stringify(o.cniVersion)}`);
   if (file.endsWith(".conflist")) {
@@ -68,7 +76,7 @@ export function parseConf(text: string, file: string): NetworkConfList {
       file,
     };
   }
-  const { cniVersion: _v, name: _n, ...plugin } = o;
+  const { cniVersion: _v, cniVersions: _vs, name: _n, ...plugin } = o;
   return { cniVersion, name: o.name, plugins: [checkPlugin(plugin, file)], file };
 }
 
@@ -101,4 +109,17 @@ export async function loadNetwork(dir: string, name: string): Promise<NetworkCon
   }
   if (firstError !== undefined) throw firstError;
   return undefined;
+}
+
+/** Every network of `dir` that parses (first file per name), for GC. */
+export async function loadAll(dir: string): Promise<NetworkConfList[]> {
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => confFile.test(f)).sort();
+  const out = new Map<string, NetworkConfList>();
+  for (const f of files) {
+    try {
+      const list = parseConf(await readFile(join(dir, f), "utf8"), join(dir, f));
+      if (!out.has(list.name)) out.set(list.name, list);
+    } catch {}
+  }
+  return [...out.values()];
 }

@@ -1,7 +1,7 @@
 // The network manager in-process with Debian's plugins: plan (labels → loaded lists, the default
 // bridge written on first use), attach into the netns of a live process (recorded, pinned,
 // ADD), detach (DEL, unpin, row gone), and a failed attach that leaves nothing behind.
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
@@ -102,3 +102,54 @@ t.test("a failed ADD is undone and leaves no row, pin, lease or rule", async (tt
   tt.same(leases(), [], "the bridge's ADD was undone");
   tt.same(iptablesLines(net.name), []);
 });
+
+t.test("CNI 1.1.0: STATUS before a plan is accepted, GC told of our attachments", async (tt) => {
+  const { dir, confDir, mgr, pid } = await harness(tt);
+  // Debian's plugins stop at 1.0.0: a recording plugin of our own speaks 1.1.0.
+  const bin = join(dir, "bin");
+  const log = join(dir, "calls.log");
+  const notReady = join(dir, "not-ready");
+  await execa("mkdir", ["-p", bin, confDir]);
+  writeFileSync(
+    join(bin, "tsrunc-recorder"),
+    `#!/bin/sh\nconf=$(cat)\nprintf '%s %s\\n' "$CNI_COMMAND" "$conf" >>${log}\ncase "$CNI_COMMAND" in\n` +
+      `STATUS) if [ -e ${notReady} ]; then echo '{"cniVersion":"1.1.0","code":50,"msg":"no uplink yet"}'; exit 1; fi ;;\n` +
+      `ADD) echo '{"cniVersion":"1.1.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"10.9.9.9/24","interface":0}]}' ;;\n` +
+      "esac\n",
+    { mode: 0o755 },
+  );
+  const db = openSqliteMigrated();
+  tt.teardown(() => db.close());
+  const mgr11 = new NetworkManager(db, { ...mgr.opts, binDirs: [bin] });
+  writeFileSync(
+    join(confDir, "70-rec.conflist"),
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      cniVersions: ["1.0.0", "1.1.0"],
+      name: "rec",
+      plugins: [{ type: "tsrunc-recorder" }],
+    }),
+  );
+  writeFileSync(notReady, "");
+  const err = await mgr11.plan("default", "c1", { [NETWORKS_LABEL]: "rec" }).catch((e: unknown) => e);
+  tt.match(String(err), /no uplink yet.*CNI code 50/, "a plugin not ready fails the plan");
+  rmSync(notReady);
+  const plan = await mgr11.plan("default", "c1", { [NETWORKS_LABEL]: "rec" });
+  tt.equal(plan?.nets[0]?.conf.cniVersion, "1.1.0", "cniVersions: the highest we speak");
+  if (!plan) throw new Error("no plan");
+  await mgr11.attach("default", "c1", pid, plan);
+  tt.same(await mgr11.gc(), ["rec"]);
+  const gcLine = readFileSync(log, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("GC "));
+  tt.same(JSON.parse(gcLine?.slice(3) ?? "{}")["cni.dev/valid-attachments"], [
+    { containerID: "default-c1", ifname: "eth0" },
+  ]);
+  tt.equal(await mgr11.detach("default", "c1"), true);
+});
+
+function openSqliteMigrated() {
+  const db = openSqlite(":memory:");
+  migrate(db, ":memory:");
+  return db;
+}

@@ -7,7 +7,7 @@ import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import type { Database } from "better-sqlite3";
 import type { Logger } from "pino";
 import { failpoint } from "../failpoint.js";
-import { loadNetwork } from "./conf.js";
+import { loadAll, loadNetwork } from "./conf.js";
 import { DEFAULT_NETWORK, writeDefaultBridge } from "./default-bridge.js";
 import { parseNetLabels } from "./labels.js";
 import { type NetPlan, type NetRow, NetStore } from "./net-store.js";
@@ -31,6 +31,8 @@ export interface NetworkOptions {
 export class NetworkManager {
   readonly store: NetStore;
   readonly runner: CniRunner;
+  /** Set while GC runs: a new attachment waits, so GC never sees a lease it was not told of. */
+  #gcGate: Promise<unknown> | undefined;
 
   constructor(
     db: Database,
@@ -65,6 +67,8 @@ export class NetworkManager {
           Code.NotFound,
           `network ${JSON.stringify(name)}: no configuration of that name in ${this.opts.confDir}`,
         );
+      // STATUS (1.1.0 lists only): a plugin not ready for ADD fails the run before anything exists.
+      await this.runner.status(conf);
       nets.push({ name, ifname: `eth${i}`, conf });
     }
     return { cniId: `${namespace}-${id}`, ports: req.ports, nets };
@@ -90,6 +94,8 @@ export class NetworkManager {
       updatedAt: new Date(),
     };
     // Recorded before the pin and before any plugin: a crash from here on is torn down at boot.
+    // (No await between the gate and the record: a GC that starts later reads this row.)
+    while (this.#gcGate) await this.#gcGate;
     this.store.put(row);
     let at: { ifname: string; plugin: number } | undefined;
     try {
@@ -226,6 +232,37 @@ export class NetworkManager {
       ),
     );
     return n;
+  }
+
+  /**
+   * GC (1.1.0 lists only; Debian's plugins 1.1.1 speak at most 1.0.0): each network of the conf
+   * dir is told which attachments are ours (every recorded row's), so its plugins may release
+   * what a crash outside our records left. Returns the networks collected.
+   */
+  async gc(): Promise<string[]> {
+    const run = (async () => {
+      const done: string[] = [];
+      const rows = this.store.list();
+      for (const list of await loadAll(this.opts.confDir)) {
+        const valid = rows.flatMap((r) =>
+          r.plan.nets
+            .filter((n) => n.name === list.name)
+            .map((n) => ({ containerID: r.plan.cniId, ifname: n.ifname })),
+        );
+        try {
+          if (await this.runner.gc(list, valid)) done.push(list.name);
+        } catch (err) {
+          this.opts.log.warn({ network: list.name, err: (err as Error).message }, "CNI GC failed");
+        }
+      }
+      return done;
+    })();
+    this.#gcGate = run.catch(() => {});
+    try {
+      return await run;
+    } finally {
+      this.#gcGate = undefined;
+    }
   }
 
   /** The state shown with a container; undefined when it has no networks. */

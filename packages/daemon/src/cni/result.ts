@@ -31,8 +31,11 @@ export interface CniResult {
   dns?: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
 }
 
-/** Result versions we read; anything else is refused as the spec's code 1 would be. */
-export const resultVersions = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"] as const;
+/**
+ * Versions we speak; anything else is refused as the spec's code 1 would be. 1.1.0 added the
+ * STATUS and GC verbs and optional result fields (mtu, route attributes), read like 1.0.0's.
+ */
+export const resultVersions = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 
 const bad = (what: string) => new TtrpcError(Code.Unknown, `CNI result: ${what}`);
 

@@ -131,6 +131,58 @@ export class CniRunner {
     return true;
   }
 
+  /**
+   * STATUS (1.1.0): whether every plugin of the list is ready for ADD; a plugin that is not
+   * answers an error (code 50/51), thrown with its message. Lists before 1.1.0 have no STATUS:
+   * false, nothing run.
+   */
+  async status(list: NetworkConfList): Promise<boolean> {
+    if (!versionAtLeast(list.cniVersion, "1.1.0")) return false;
+    for (const plugin of list.plugins)
+      await execPlugin({
+        command: "STATUS",
+        type: plugin.type,
+        network: list.name,
+        binDirs: this.opts.binDirs,
+        config: { ...plugin, cniVersion: list.cniVersion, name: list.name },
+        ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
+      });
+    return true;
+  }
+
+  /**
+   * GC (1.1.0): every plugin may release what belongs to no attachment in `valid` (leases and
+   * rules left by someone else's crash). Lists before 1.1.0: false, nothing run.
+   */
+  async gc(
+    list: NetworkConfList,
+    valid: ReadonlyArray<{ containerID: string; ifname: string }>,
+  ): Promise<boolean> {
+    if (!versionAtLeast(list.cniVersion, "1.1.0")) return false;
+    let first: unknown;
+    for (const plugin of list.plugins) {
+      try {
+        await execPlugin({
+          command: "GC",
+          type: plugin.type,
+          network: list.name,
+          binDirs: this.opts.binDirs,
+          config: {
+            ...plugin,
+            cniVersion: list.cniVersion,
+            name: list.name,
+            "cni.dev/valid-attachments": valid,
+          },
+          ...(this.opts.timeoutMs ? { timeoutMs: this.opts.timeoutMs } : {}),
+        });
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+    return true;
+  }
+
   /** VERSION: the versions a plugin speaks. */
   async version(
     type: string,

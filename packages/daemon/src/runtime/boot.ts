@@ -150,6 +150,8 @@ export async function boot(manager: TaskManager, opts: BootOptions = {}): Promis
         log.error({ err: (err as Error).message }, "boot: network reconcile failed");
         return 0;
       });
+  // Then GC (CNI 1.1.0 networks): whatever is not one of our recorded attachments may go.
+  if (manager.opts.network) await manager.opts.network.gc().catch(() => []);
   report.ms = Math.round(performance.now() - started);
   manager.markBooted();
   log.info(report, "boot reconcile done");
