@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Server } from "@tsrunc/ttrpc";
 import { listenUnix } from "@tsrunc/ttrpc/unix";
 import type { Logger } from "pino";
+import { NetworkManager } from "./cni/network-manager.js";
 import type { DaemonConfig } from "./config.js";
 import { EventExchange } from "./events/exchange.js";
 import { resolveGroup } from "./group.js";
@@ -59,7 +60,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     // run's snapshot, ingests no pull lease holds) goes now. See README, garbage collection.
     await images.gc.collect({ boot: true });
     const exchange = new EventExchange();
+    const network = new NetworkManager(store.database, {
+      confDir: config.cniConfDir,
+      binDirs: config.cniBinDirs,
+      pinDir: join(config.state, ".netns"),
+      log,
+    });
     const manager = new TaskManager({
+      network,
       state: config.state,
       address: config.address,
       store,
@@ -76,7 +84,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     const access = peerAccess({ gid, log });
     const server: Server = daemonServer(
       {
-        containers: new ContainersApi(store, exchange),
+        containers: new ContainersApi(store, exchange, network),
         tasks: new TasksApi(store, manager),
         events: new EventsApi(exchange),
         images: {
