@@ -266,6 +266,57 @@ t.test("pull with progress, Config's user and chain id, runs on our shim and the
   await env.finish(t);
 });
 
+t.test("a shim killed with the image's overlay mounted: the bundle's removal unmounts it", async (t) => {
+  const env = await daemonEnv(t);
+  await env.start();
+  const c = await connectApi(env);
+  t.teardown(() => c.client.close());
+  await pullAll(c, { ref, plainHttp: true, unpack: true });
+  const cfg = await c.tools.config({ name: ref, user: "0" }, c.o());
+  for (const runtime of ["io.containerd.tsrunc.v2", "io.containerd.runc.v2"]) {
+    const id = runtime.includes("tsrunc") ? "dies" : "dies-go";
+    await runOn(c, env, id, cfg.chainId, runtime, ["/bin/sleep", "1000"], cfg, { detach: true });
+    const bundle = join(env.state, env.namespace, id);
+    const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").includes(join(bundle, "rootfs"));
+    t.ok(mounted(), `${runtime}: the overlay is mounted on the bundle's rootfs`);
+    const pid = (await c.tasks.get({ containerId: id }, c.o())).process?.pid ?? 0;
+    const shimPid = shimPidOf(env.namespace, id);
+    process.kill(shimPid, "SIGKILL");
+    process.kill(pid, "SIGKILL");
+    await waitFor(async () => (await c.tasks.get({ containerId: id }, c.o())).process?.status === 3, {
+      what: `${runtime}: the task seen stopped`,
+      timeoutMs: 20_000,
+    });
+    await waitFor(() => !mounted(), { what: `${runtime}: the rootfs unmounted`, timeoutMs: 10_000 });
+    await c.tasks.delete({ containerId: id }, c.o()).catch(() => {});
+    await c.containers.delete({ id }, c.o());
+    await c.snapshots.remove({ snapshotter: "overlayfs", key: id }, c.o());
+    t.notOk(
+      readFileSync("/proc/self/mountinfo", "utf8").includes(join(rootOf(env), "snapshots")),
+      `${runtime}: nothing left mounted`,
+    );
+  }
+  await env.finish(t);
+});
+
+/** The pid of the shim serving `id` in `namespace` (from /proc: the Go shim writes no shim.pid in the bundle). */
+function shimPidOf(namespace: string, id: string): number {
+  for (const p of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(p)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const at = (flag: string) => argv[argv.indexOf(flag) + 1];
+    if (/containerd-shim/.test(argv[0] ?? "") || argv.some((a) => a.includes("containerd-shim-tsrunc-v2"))) {
+      if (at("-namespace") === namespace && at("-id") === id) return Number(p);
+    }
+  }
+  throw new Error(`no shim for ${namespace}/${id}`);
+}
+
 async function collect<T extends { info: unknown[] }>(it: AsyncIterable<T>): Promise<T["info"]> {
   const out: T["info"] = [];
   for await (const m of it) out.push(...m.info);
