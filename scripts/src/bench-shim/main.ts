@@ -5,7 +5,9 @@
 //   run       `ctr run --rm --runtime <rt> --rootfs DIR id /bin/true` wall time, interleaved Go/ours.
 //   mem       RSS/PSS/USS of each shim (/proc/PID/smaps_rollup) with N idle `/bin/sleep` containers
 //             per runtime, after a settle time, for each N of --idle (containers are added up to
-//             each count); up to 10 bare idle Node processes alongside as the floor.
+//             each count); up to 10 bare idle Node processes alongside as the floor. The settle
+//             time (12 s) lets V8's memory reducer shrink an idle server's heap: after 2 s our
+//             shim still held ~2 MB of start-up garbage that it gives back by itself within ~10 s.
 //   start     where our start time goes: `node -e 0`, the bundle alone (`-v`), `start` alone, start
 //             until the serve process answers a Task.Connect, and `delete`; the Go shim's likewise.
 //   timeline  one `ctr run --rm` of ours step by step (serving, Create, Start, Wait, Delete,
@@ -65,7 +67,7 @@ const { values: opt } = parseArgs({
     warmup: { type: "string", default: "2" },
     idle: { type: "string", default: "10,50" },
     burst: { type: "string", default: "100" },
-    "settle-ms": { type: "string", default: "2000" },
+    "settle-ms": { type: "string", default: "12000" },
     starts: { type: "string", default: "10" },
     only: { type: "string", default: "run,mem,start,burst,timeline" },
     "timeline-runs": { type: "string", default: "5" },
