@@ -466,6 +466,40 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
   await env.finish(t);
 });
 
+t.test("GC while pulling: Prune in a loop never takes what the pull is making", async (t) => {
+  const dir = await tempDir(t as never, "tsrunc-dimg-race-");
+  const fixture = await buildFixture(dir, 48 * 1024 * 1024);
+  const raceRef = `${registry.host}/tsr/race:1`;
+  await pushTag(fixture.layout, "single", raceRef);
+  const env = await daemonEnv(t);
+  await env.start();
+  const c = await connectApi(env);
+  t.teardown(() => c.client.close());
+  let pulling = true;
+  let prunes = 0;
+  const pruner = (async () => {
+    while (pulling) {
+      const r = await c.tools.prune({}, c.o());
+      t.equal(r.blobsRemoved + r.snapshotsRemoved, 0, "nothing to collect while the pull holds it") ||
+        (pulling = false);
+      prunes++;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  })();
+  const progress = await pullAll(c, { ref: raceRef, plainHttp: true, unpack: true }).finally(() => {
+    pulling = false;
+  });
+  await pruner;
+  t.ok(prunes >= 3, `${prunes} prunes ran during the pull`);
+  t.equal(progress.at(-1)?.status, "complete");
+  const cfg = await c.tools.config({ name: raceRef }, c.o());
+  t.equal((await c.snapshots.stat({ snapshotter: "overlayfs", key: cfg.chainId }, c.o())).info.kind, 3);
+  const after = await c.tools.prune({}, c.o());
+  t.same([after.blobsRemoved, after.snapshotsRemoved], [0, 0], "the image is whole: nothing to collect");
+  t.equal(blobCount(env), 2 + fixture.single.layers.length, "manifest, config and every layer");
+  await env.finish(t);
+});
+
 t.test("Import OCI and docker archives through the client stream; Export re-imported by ctr", async (t) => {
   const ociArchive = join(base, "img-oci.tar");
   const dockerArchive = join(base, "img-docker.tar");
