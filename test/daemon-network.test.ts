@@ -7,6 +7,8 @@
 // lease, no iptables rule and no pinned netns behind. Traffic only to the test's containers.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { TasksService } from "@tsrunc/protocol/daemon";
+import { Client } from "@tsrunc/ttrpc";
 import { execa } from "execa";
 import t, { type Test } from "tap";
 import { testNetwork } from "./helpers/cleanup/network.js";
@@ -417,6 +419,37 @@ t.test("tsruncd killed at every step of attach and teardown: the next boot leave
   for (let i = 0; i < 50 && net.leases().length; i++) await new Promise((r) => setTimeout(r, 100));
   await d.tsctl(["tasks", "rm", "-f", "cpdel"]);
   await ok(tt, d.tsctl(["containers", "rm", "cpdel"]), "containers rm cpdel");
+  noLeaks(tt, d, net);
+  await d.finish(tt);
+});
+
+t.test("a Tasks.Delete whose deadline expires at once still removes the networks", async (tt) => {
+  const { d, net } = await setup(tt);
+  await ok(
+    tt,
+    d.tsctl(["run", "-d", "--null-io", "--net", net.name, "--rootfs", d.rootfs("dl"), "dl", "sleep", "1000"]),
+    "run dl",
+  );
+  await ok(tt, d.tsctl(["tasks", "kill", "-s", "SIGKILL", "dl"]), "kill dl");
+  await d.tsctl(["tasks", "wait", "dl"]);
+  const client = await Client.connect(d.address, { timeoutMs: 5000 });
+  tt.teardown(() => client.close());
+  const tasks = client.service(TasksService);
+  // 1 ms: the caller gives up long before the plugins' DEL can run; the teardown must not care.
+  const res = await tasks
+    .delete({ containerId: "dl" }, { metadata: { "containerd-namespace": d.namespace }, timeoutMs: 1 })
+    .then(
+      () => "ok",
+      (e: Error) => e.message,
+    );
+  tt.comment(`the caller saw: ${res}`);
+  for (let i = 0; i < 100 && (net.leases().length || pinned(d).length); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  tt.same(net.leases(), [], "the lease is released");
+  const info = JSON.parse((await ok(tt, d.tsctl(["containers", "info", "dl"]), "info dl")).stdout);
+  tt.notOk(info.extensions["io.tsrunc.net/status"], "no network state left");
+  tt.equal((await d.tsctl(["tasks", "ls", "--format", "json"])).stdout.trim(), "[]", "the task is gone");
+  await ok(tt, d.tsctl(["containers", "rm", "dl"]), "containers rm dl");
   noLeaks(tt, d, net);
   await d.finish(tt);
 });
