@@ -310,6 +310,17 @@ t.test("bad input: one line, the right exit code", async (t) => {
     /nobody-here/,
     "a user the image does not have",
   );
+  const noShim = ["--runtime", "io.containerd.nope.v2", img.ref];
+  const f1 = await tsctl(["run", "--rm", ...noShim, "f1", "true"]);
+  t.equal(f1.exitCode, 1, "a run failing after Prepare (no such shim at Tasks.Create)");
+  t.same(await snapshotKeys(), [], "--rm: its container and snapshot are gone");
+  const f2 = await tsctl(["run", ...noShim, "f2", "true"]);
+  t.equal(f2.exitCode, 1, f2.stderr);
+  t.same(await snapshotKeys(), ["f2"], "without --rm the container stays (as ctr), and so does its snapshot");
+  const taken = await tsctl(["run", "--rm", img.ref, "f2", "true"]);
+  oneErrorLine(t, taken, /container f2 already exists/, "an id in use");
+  t.same(await snapshotKeys(), ["f2"], "…and the existing container's snapshot is left alone");
+  t.equal((await tsctl(["containers", "rm", "f2"])).exitCode, 0);
   t.same(await snapshotKeys(), [], "no failed run left a snapshot");
   t.equal((await tsctl(["containers", "ls", "-q"])).stdout, "", "…nor a container");
 });
