@@ -692,6 +692,14 @@ t.test("TLS with a CA given as PEM bytes, basic auth: through the daemon", async
   );
   t.ok(noCa instanceof Error && /certificate/i.test(noCa.message), `no CA: ${String(noCa)}`);
   const caPem = readFileSync(ca.caCert);
+  for (const bad of [
+    Buffer.from("garbage"),
+    Buffer.from("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+  ])
+    t.match(await pullAll(c, { ref: tlsRef, caPem: bad }).catch((e: unknown) => e), {
+      code: Code.InvalidArgument,
+      message: /ca_pem/,
+    });
   const noAuth = await pullAll(c, { ref: tlsRef, caPem }).catch((e: unknown) => e);
   t.match(noAuth, { code: Code.Unauthenticated }, "no credentials: the registry's 401");
   const ok = await pullAll(c, { ref: tlsRef, caPem, username: "alice", password: "s3cret:x", unpack: true });

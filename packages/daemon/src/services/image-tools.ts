@@ -5,7 +5,7 @@
 // them instead of the boot GC removing them. The daemon never opens a path a client names: CAs
 // come as PEM bytes, archives as a stream.
 
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { PassThrough } from "node:stream";
 import {
   chainIds,
@@ -52,6 +52,21 @@ function platformOf(spec: string): Platform {
   return spec ? parsePlatform(spec) : hostPlatform();
 }
 
+/** PEM bytes holding one or more certificates, each parsed now: a bad one is the caller's mistake. */
+export function checkCaPem(pem: Uint8Array): Buffer {
+  const text = Buffer.from(pem).toString("latin1");
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new TtrpcError(Code.InvalidArgument, "ca_pem holds no PEM certificate");
+  for (const [i, b] of blocks.entries()) {
+    try {
+      new X509Certificate(b);
+    } catch (err) {
+      throw new TtrpcError(Code.InvalidArgument, `ca_pem certificate ${i + 1}: ${(err as Error).message}`);
+    }
+  }
+  return Buffer.from(pem);
+}
+
 /** Errors after which a pull is worth running again: its durable lease stays. */
 const resumable = (err: unknown) =>
   isCode(err, Code.Canceled) || isCode(err, Code.Unavailable) || isCode(err, Code.DeadlineExceeded);
@@ -75,6 +90,7 @@ export class ImageToolsApi {
   async *pull(s: CallScope, req: imagetools.PullRequest): AsyncGenerator<Init<imagetools.PullProgress>> {
     const ref = parseReference(req.ref);
     checkSnapshotter(req.snapshotter);
+    if (req.caPem.length) checkCaPem(req.caPem);
     const platform = platformOf(req.platform);
     const queue = new AsyncQueue<PullMessage | Init<imagetools.PullProgress>>();
     const controller = new AbortController();
