@@ -418,7 +418,14 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
   await env.start();
   c = await connectApi(env);
   t.ok(ingestCount(env) >= 1, "boot kept the interrupted pull's ingest (its durable lease)");
+  const began = Date.now();
   const progress = await pullAll(c, { ref: bigRef, plainHttp: true, unpack: true });
+  const tookMs = Date.now() - began;
+  const bigMessages = progress.filter((p) => p.digest === big.digest && p.status === "downloading").length;
+  t.ok(
+    bigMessages <= tookMs / 100 + 3,
+    `progress throttled: ${bigMessages} messages for the big layer in ${tookMs} ms`,
+  );
   const firstBig = progress.find(
     (p) => p.digest === big.digest && (p.status === "downloading" || p.status === "exists"),
   );
