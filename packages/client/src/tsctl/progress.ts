@@ -52,21 +52,28 @@ export async function progressDisplay(quiet: boolean, title: string): Promise<Pr
   const blobs = new Map<string, { bar: Bar; offset: number; total: number; status: string }>();
   let totalBar: Bar | undefined;
   const sizes = (v: number, t: number) => (t > 0 ? `${formatBytes(v)}/${formatBytes(t)}` : formatBytes(v));
+  // The total is the first line, above the blobs' bars, whatever comes first.
+  const newTotal = () => bars.create(1, 0, { name: "total".padEnd(22), status: "".padEnd(11), sizes: "" });
+  let phase = "";
   const refreshTotal = () => {
     let v = 0;
     let t = 0;
+    let busy: string | undefined;
     for (const b of blobs.values()) {
       v += b.offset;
       t += b.total;
+      if (b.status === "downloading" || b.status === "unpacking") busy ??= b.status;
     }
-    totalBar ??= bars.create(1, 0, { name: "total".padEnd(22), status: "", sizes: "" });
+    totalBar ??= newTotal();
     totalBar.setTotal(Math.max(t, 1));
-    totalBar.update(v, { sizes: sizes(v, t) });
+    totalBar.update(v, { sizes: sizes(v, t), status: (busy ?? phase).padEnd(11) });
   };
   return {
     pull(p) {
+      totalBar ??= newTotal();
       if (p.digest === "") {
-        if (p.status === "complete") totalBar?.update({ status: "complete" });
+        phase = p.status;
+        totalBar.update({ status: phase.padEnd(11) });
         return;
       }
       let b = blobs.get(p.digest);
@@ -92,7 +99,11 @@ export async function progressDisplay(quiet: boolean, title: string): Promise<Pr
       refreshTotal();
     },
     bytes(sent, total) {
-      totalBar ??= bars.create(Math.max(total, 1), 0, { name: title.padEnd(22), status: "", sizes: "" });
+      totalBar ??= bars.create(Math.max(total, 1), 0, {
+        name: title.padEnd(22),
+        status: "sending",
+        sizes: "",
+      });
       totalBar.update(sent, { sizes: sizes(sent, total) });
     },
     stop() {
