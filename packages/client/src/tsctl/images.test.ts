@@ -1,3 +1,5 @@
+import { fileURLToPath } from "node:url";
+import pty from "node-pty";
 import t from "tap";
 import { UsageError } from "./args.js";
 import { parseCredentials } from "./images.js";
@@ -35,4 +37,34 @@ t.test("no display (and no cli-progress) without a terminal or with -q", async (
     k.includes("cli-progress"),
   );
   t.equal(loaded, false, "cli-progress was not loaded");
+});
+
+t.test("on a terminal: bars drawn, and ^C restores the cursor and exits 130", async (t) => {
+  const progressJs = fileURLToPath(new URL("./progress.js", import.meta.url));
+  const script = `
+    const { progressDisplay } = await import(${JSON.stringify(progressJs)});
+    const d = await progressDisplay(false, "pull");
+    d.pull({ status: "downloading", digest: "sha256:${"a".repeat(64)}",
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", offset: 5, total: 40 });
+    process.stderr.write("drawn\\n");
+    setTimeout(() => {}, 20000);`;
+  const term = pty.spawn(process.execPath, ["--input-type=module", "-e", script], {
+    cols: 110,
+    rows: 20,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm" },
+  });
+  let out = "";
+  term.onData((x) => {
+    out += x;
+  });
+  t.teardown(() => term.kill("SIGKILL"));
+  const exited = new Promise<number>((res) => term.onExit((e) => res(e.exitCode)));
+  const end = Date.now() + 10_000;
+  while (!out.includes("drawn") && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  term.kill("SIGINT");
+  t.equal(await exited, 130);
+  t.match(out, /layer-aaaaaaaaaaaa .*downloading +5 B\/40 B/);
+  t.match(out, /total/);
+  t.ok(out.lastIndexOf("\u001b[?25h") > out.lastIndexOf("\u001b[?25l"), "the cursor is shown again");
 });

@@ -48,6 +48,14 @@ export async function progressDisplay(quiet: boolean, title: string): Promise<Pr
     },
     Presets.shades_classic,
   );
+  // ^C mid-pull: the cursor the bars hid comes back before we die (as 128+N, like any signal);
+  // the daemon sees the connection close and cancels (a pull resumes what it had fetched).
+  const onSignal = (sig: NodeJS.Signals) => {
+    bars.stop();
+    process.exit(128 + (sig === "SIGINT" ? 2 : 15));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   type Bar = ReturnType<typeof bars.create>;
   const blobs = new Map<string, { bar: Bar; offset: number; total: number; status: string }>();
   let totalBar: Bar | undefined;
@@ -107,6 +115,8 @@ export async function progressDisplay(quiet: boolean, title: string): Promise<Pr
       totalBar.update(sent, { sizes: sizes(sent, total) });
     },
     stop() {
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
       bars.stop();
     },
   };
