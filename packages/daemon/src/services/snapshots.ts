@@ -158,8 +158,9 @@ export class SnapshotsApi {
     const sn = await this.#sn(s, req.snapshotter);
     const match = parseFilters(req.filters);
     const infos = (await sn.list()).map(toInfo).filter((i) => match(snapshotFields(i)));
-    // Batches keep each message far below ttrpc's 4 MiB (labels may be up to 64 KiB a snapshot).
-    for (let i = 0; i < infos.length; i += 50) yield { info: infos.slice(i, i + 50) };
+    // Batches keep each message below ttrpc's 4 MiB: a snapshot's labels may reach 64 KiB and
+    // its key 4 KiB, so 32 of them stay under 2.2 MiB.
+    for (let i = 0; i < infos.length; i += 32) yield { info: infos.slice(i, i + 32) };
   }
 
   async usage(s: CallScope, req: snapshotsapi.UsageRequest): Promise<snapshotsapi.UsageResponse> {
