@@ -803,3 +803,68 @@ t.test("Snapshots and Images APIs: namespaces apart, labels, filters, usage, err
   t.match(await c.images.get({ name: "x/y:1" }, c.o()).catch((e: unknown) => e), { code: Code.NotFound });
   await env.finish(t);
 });
+
+t.test("hostile API inputs: clear codes, nothing left", async (t) => {
+  const env = await daemonEnv(t);
+  await env.start();
+  const c = await connectApi(env);
+  t.teardown(() => c.client.close());
+  const empty = c.tools.import(c.o());
+  empty.closeSend();
+  t.match(await empty.response.catch((e: unknown) => e), {
+    code: Code.InvalidArgument,
+    message: /no archive/,
+  });
+  const junk = c.tools.import(c.o());
+  await junk.send({ data: Buffer.alloc(1024 * 1024, 7), options: { unpack: true } });
+  junk.closeSend();
+  const junkErr = await junk.response.catch((e: unknown) => e);
+  t.ok(
+    junkErr instanceof Error && (junkErr as { code?: number }).code === Code.InvalidArgument,
+    `junk: ${String(junkErr)}`,
+  );
+  t.match(await pullAll(c, { ref: "" }).catch((e: unknown) => e), { code: Code.InvalidArgument });
+  t.match(await pullAll(c, { ref, plainHttp: true, platform: "linux/amd64/v9/x" }).catch((e: unknown) => e), {
+    code: Code.InvalidArgument,
+  });
+  const ghost = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: `sha256:${"c".repeat(64)}`,
+    size: 10,
+  };
+  await c.images.create({ image: { name: "ghost:1", target: ghost } }, c.o());
+  t.match(await c.tools.config({ name: "ghost:1" }, c.o()).catch((e: unknown) => e), { code: Code.NotFound });
+  const exp = await (async () => {
+    for await (const _ of c.tools.export({ names: ["ghost:1"] }, c.o())) {
+      // nothing
+    }
+  })().catch((e: unknown) => e);
+  t.match(exp, { code: Code.NotFound });
+  t.match(
+    await c.images
+      .create({ image: { name: "big:1", target: ghost, labels: { k: "v".repeat(5000) } } }, c.o())
+      .catch((e: unknown) => e),
+    {
+      code: Code.InvalidArgument,
+    },
+  );
+  // Many snapshots with labels near the limit: List splits them over messages under 4 MiB.
+  for (let i = 0; i < 40; i++) {
+    await c.snapshots.prepare(
+      { snapshotter: "overlayfs", key: `s${i}`, labels: { big: "x".repeat(60_000) } },
+      c.o(),
+    );
+  }
+  let messages = 0;
+  let listed = 0;
+  for await (const m of c.snapshots.list({ snapshotter: "overlayfs" }, c.o())) {
+    messages++;
+    listed += m.info.length;
+  }
+  t.same([listed, messages > 1], [40, true], `${listed} snapshots in ${messages} messages`);
+  for (let i = 0; i < 40; i++) await c.snapshots.remove({ snapshotter: "overlayfs", key: `s${i}` }, c.o());
+  await c.images.delete({ name: "ghost:1", sync: true }, c.o());
+  t.equal(blobCount(env), 0);
+  t.equal(ingestCount(env), 0);
+  await env.finish(t);
+});
