@@ -59,6 +59,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     // Before serving, so that no operation is in flight: what a crash left (an unpack's or a
     // run's snapshot, ingests no pull lease holds) goes now. See README, garbage collection.
     await images.gc.collect({ boot: true });
+    images.schedule();
     const exchange = new EventExchange();
     const network = new NetworkManager(store.database, {
       confDir: config.cniConfDir,

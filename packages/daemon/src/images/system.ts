@@ -48,7 +48,22 @@ export class ImageSystem {
     return new ImageSystem(content, snapshotters, images, o.metadata, leases, gc, o.log);
   }
 
+  #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * Collects every `everyMs` (default 30 min) while the daemon runs, so that what no request
+   * triggers a collection for (a run's snapshot left by a client that crashed, an expired pull
+   * lease) does not wait for the next Images.Delete, Prune or boot.
+   */
+  schedule(everyMs = 30 * 60_000): void {
+    clearInterval(this.#timer);
+    this.#timer = setInterval(() => this.gc.collectInBackground("scheduled"), everyMs);
+    this.#timer.unref();
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
     await this.snapshotters.close();
   }
 }
