@@ -6,9 +6,10 @@
 // `ctr images import` and run by `ctr run`, and the one-line errors of bad input.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type TsruncClient } from "@tsrunc/client";
+import { makeCa, makeHtpasswd, startRegistry } from "@tsrunc/images/distribution/test-registry";
 import { execa } from "execa";
 import t, { type Test } from "tap";
 import { type AppImage, appImage, GREETING_FILE } from "./helpers/app-image.js";
@@ -253,6 +254,53 @@ t.test("images export, then ctr images import and ctr run in a private container
     `${GREETING_FILE}\n1000`,
     "ctr runs our export, as the image's user (ctr's output as the harness strips it)",
   );
+});
+
+t.test("pull over TLS with --ca and basic auth with --user", async (t) => {
+  const dir = join(img.dir, "tls");
+  mkdirSync(dir);
+  const ca = await makeCa(dir);
+  const htpasswd = await makeHtpasswd(dir, "alice", "s3cret:x");
+  mkdirSync(join(dir, "data"));
+  const reg = await startRegistry(t, {
+    rootdir: join(dir, "data"),
+    tls: { certificate: ca.serverCert, key: ca.serverKey },
+    htpasswd,
+  });
+  const ref = `${reg.host}/tsrunc/private:1`;
+  await execa("skopeo", [
+    "--insecure-policy",
+    "copy",
+    "--quiet",
+    "--dest-tls-verify=false",
+    "--dest-creds",
+    "alice:s3cret:x",
+    `oci:${img.layout}:app`,
+    `docker://${ref}`,
+  ]);
+  oneErrorLine(
+    t,
+    await tsctl(["images", "pull", ref]),
+    /certificate|x509|self.signed|verify/i,
+    "a CA we do not trust",
+  );
+  oneErrorLine(
+    t,
+    await tsctl(["images", "pull", "--ca", ca.caCert, ref]),
+    /401|unauthori[sz]ed|credentials/i,
+    "no credentials",
+  );
+  oneErrorLine(
+    t,
+    await tsctl(["images", "pull", "--ca", ca.caCert, "--user", "alice:wrong", ref]),
+    /401|unauthori[sz]ed|credentials/i,
+    "wrong credentials",
+  );
+  const ok = await tsctl(["images", "pull", "--ca", ca.caCert, "--user", "alice:s3cret:x", ref]);
+  t.equal(ok.exitCode, 0, ok.stderr);
+  const r = await tsctl(["run", "--rm", ref, "tls1", "cat", "/etc/layer2"]);
+  t.equal(r.stdout, "entry:image\nsecond layer\n", r.stderr);
+  t.equal((await tsctl(["images", "rm", "--sync", ref])).exitCode, 0);
 });
 
 t.test("bad input: one line, the right exit code", async (t) => {
