@@ -318,6 +318,11 @@ export class TaskServiceImpl {
     return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: shimVersion };
   }
 
+  /** How many containers this server holds (a grouped server lingers, then exits at 0). */
+  get containerCount(): number {
+    return this.containers.size;
+  }
+
   async shutdown(_req: task.ShutdownRequest): Promise<void> {
     if (this.containers.size > 0) return;
     this.opts.onShutdown();

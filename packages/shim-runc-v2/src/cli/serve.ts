@@ -17,6 +17,9 @@ import type { ShimContext } from "../shim-context.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
 import { moveIntoCgroup } from "./shim-cgroup.js";
 
+/** How long an emptied grouped server waits for a new container before it exits. */
+const GROUP_LINGER_MS = Number(process.env.TSRUNC_GROUP_LINGER_MS ?? 1000);
+
 export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<void> {
   // Before any runc runs: the container's processes must re-parent to us.
   setChildSubreaper();
@@ -51,10 +54,13 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
     interceptors: [idleTrim, ...(log.isLevelEnabled("debug") ? [tracing(log)] : [])],
   });
 
+  const grouped = (process.env.TSRUNC_SHIM_GROUP ?? "").startsWith("group:");
   let exiting = false;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
+    // A grouped server's socket goes first: a `start` probing it from now on binds a new one.
+    if (grouped) removeShimSocketSync(socketFile);
     log.info("shutting down");
     await publisher.flush(2000);
     publisher.close();
@@ -82,14 +88,27 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
       return;
     }
   }
+  // A grouped server (cli/start.ts) may be handed to a new container by a `start` that found it
+  // alive just as its last container was deleted: it lingers GROUP_LINGER_MS after a Shutdown
+  // that leaves it empty, each new connection (that `start`'s liveness probe, then containerd)
+  // restarts the wait, and it exits only if it is still empty then.
+  let linger: NodeJS.Timeout | undefined;
+  const lingerThenExit = () => {
+    if (linger) return void linger.refresh();
+    linger = setTimeout(() => {
+      linger = undefined;
+      if (impl.containerCount === 0) void exit();
+    }, GROUP_LINGER_MS);
+  };
   const impl = new TaskServiceImpl(ctx, {
     defaultOptions: startOptions,
-    onShutdown: () => setImmediate(exit),
+    onShutdown: () => (grouped ? lingerThenExit() : setImmediate(exit)),
   });
   server.register(TaskService, taskServiceHandlers(impl));
   // Only now start accepting: a connection accepted by a net.Server without a 'connection'
   // handler would sit unread forever (containerd's Create hung that way while we awaited above).
-  await listenOnInheritedFd(3, server);
+  const listener = await listenOnInheritedFd(3, server);
+  listener.on("connection", () => linger?.refresh());
   process.on("SIGTERM", () => void exit());
   log.info({ socket: socketFile }, "shim serving");
   trimWhenIdle(); // start-up's freed memory

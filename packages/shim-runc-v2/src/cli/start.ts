@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { BundleFile, writeAddress, writePidFile } from "@tsrunc/shim-contract/bundle-files";
 import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
@@ -30,7 +30,7 @@ export async function startShim(
     const problem = identifierProblem(v);
     if (problem) throw new StartError(`invalid -${name}: ${problem}`);
   }
-  const group = await groupId(bundle, flags.id);
+  const group = await groupId(bundle, flags.id, groupedInvocation());
   const path = socketPath(flags.address, flags.namespace, group);
   const address = socketAddress(path);
 
@@ -105,16 +105,39 @@ export function serverEnvironment(env: NodeJS.ProcessEnv, group: string): Record
   return out;
 }
 
-/** The shim a container belongs to: its pod's sandbox when it has one, else itself. */
-async function groupId(bundle: string, id: string): Promise<string> {
+/** The spec annotation that names a container's group in grouped mode. */
+export const GROUP_ANNOTATION = "io.tsrunc.shim-group";
+
+/**
+ * Grouped mode: one server for every container of a namespace (or of the group its spec's
+ * io.tsrunc.shim-group annotation names). Chosen by the name the binary is run under — containerd
+ * resolves the runtime `io.containerd.tsrunc-grouped.v2` to `containerd-shim-tsrunc-grouped-v2`, a
+ * link to this binary — or by TSRUNC_GROUPED=1 in the environment.
+ */
+export function groupedInvocation(argv1 = process.argv[1] ?? "", env = process.env): boolean {
+  return env.TSRUNC_GROUPED === "1" || basename(argv1).includes("tsrunc-grouped");
+}
+
+/**
+ * The shim a container belongs to: in grouped mode its named group or its namespace's (ids with a
+ * `group:` prefix, which no container id can collide with: ':' is not in the identifier rule);
+ * else its pod's sandbox when it has one; else itself.
+ */
+export async function groupId(bundle: string, id: string, grouped = false): Promise<string> {
+  let annotations: Record<string, string> = {};
   try {
     const spec = JSON.parse(await readFile(join(bundle, BundleFile.config), "utf8")) as {
       annotations?: Record<string, string>;
     };
-    const sandbox = spec.annotations?.["io.kubernetes.cri.sandbox-id"];
-    if (sandbox && !identifierProblem(sandbox)) return sandbox;
+    annotations = spec.annotations ?? {};
   } catch {
-    // No readable spec: the container is its own group.
+    // No readable spec: no annotations.
   }
+  if (grouped) {
+    const name = annotations[GROUP_ANNOTATION];
+    return `group:${name && !identifierProblem(name) ? name : "default"}`;
+  }
+  const sandbox = annotations["io.kubernetes.cri.sandbox-id"];
+  if (sandbox && !identifierProblem(sandbox)) return sandbox;
   return id;
 }
