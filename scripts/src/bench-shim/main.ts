@@ -23,7 +23,7 @@
 //          [--containerd-env K=V ...]
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
 
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,6 +44,8 @@ import {
   type BurstResult,
   type BurstRuntimeResult,
   GO_RT,
+  GROUPED_NAME,
+  GROUPED_RT,
   type MemResult,
   type MemSummary,
   type RunResult,
@@ -168,6 +170,8 @@ async function containerd(
     if (existsSync(src)) copyFileSync(src, join(bin, f));
   }
   chmodSync(join(bin, TS_NAME), 0o755);
+  // Grouped mode: the runtime io.containerd.tsrunc-grouped.v2 is our binary under another name.
+  symlinkSync(TS_NAME, join(bin, GROUPED_NAME));
   return { cd, bin, rootfs: cd.rootfs() };
 }
 
@@ -206,12 +210,21 @@ const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 async function benchRun({ cd, rootfs }: Bench): Promise<RunResult> {
   const run = (rt: string, id: string) =>
     ctrRun(cd, ["run", "--rm", "--runtime", rt, "--rootfs", rootfs, id, "/bin/true"], `run ${rt}`);
+  // Grouped mode's runs join a group that already has a live shim (one idle container of the
+  // namespace's group), as every container but a group's first does.
+  await ctrRun(
+    cd,
+    ["run", "-d", "--runtime", GROUPED_RT, "--rootfs", rootfs, "r-gr-keeper", "/bin/sleep", "1000"],
+    "grouped keeper",
+  );
   for (let i = 0; i < WARMUP; i++) {
     await run(GO_RT, `w-go-${i}`);
     await run(TS_RT, `w-ts-${i}`);
+    await run(GROUPED_RT, `w-gr-${i}`);
   }
   const go: number[] = [];
   const ts: number[] = [];
+  const gr: number[] = [];
   // A failed run (e.g. a shim that hangs) is reported and left out; the bench goes on and fails at the end.
   const failures: string[] = [];
   const sample = async (list: number[], rt: string, id: string) => {
@@ -226,11 +239,15 @@ async function benchRun({ cd, rootfs }: Bench): Promise<RunResult> {
     note(`ctr run ${i + 1}/${RUNS}`);
     await sample(go, GO_RT, `r-go-${i}`);
     await sample(ts, TS_RT, `r-ts-${i}`);
+    await sample(gr, GROUPED_RT, `r-gr-${i}`);
   }
-  // Each shim should be gone once `ctr run --rm` returns (Delete, then Shutdown); give ours a moment.
+  await cd.ctr(["task", "rm", "-f", "r-gr-keeper"], { timeout: 20000 });
+  await cd.ctr(["containers", "rm", "r-gr-keeper"], { timeout: 20000 });
+  // Each shim should be gone once `ctr run --rm` returns (Delete, then Shutdown); give ours a moment
+  // (the group's server lingers 1 s after its last container).
   const left = await waitFor(() => shimProcs(cd).length === 0, {
     what: "shims to exit",
-    timeoutMs: 3000,
+    timeoutMs: 5000,
     intervalMs: 50,
   }).then(
     () => 0,
@@ -238,12 +255,15 @@ async function benchRun({ cd, rootfs }: Bench): Promise<RunResult> {
   );
   const goS = summary(go);
   const tsS = summary(ts);
+  const grS = summary(gr);
   return {
     runs: RUNS,
     warmup: WARMUP,
     go: { ...goS, samples: go },
     ours: { ...tsS, samples: ts },
+    grouped: { ...grS, samples: gr },
     ratio: { median: ratio(tsS.median, goS.median), p90: ratio(tsS.p90, goS.p90) },
+    groupedRatio: { median: ratio(grS.median, goS.median), p90: ratio(grS.p90, goS.p90) },
     shimsLeftAfterRuns: left,
     failures,
   };
@@ -282,9 +302,10 @@ async function benchMem({ cd, rootfs }: Bench): Promise<MemResult[]> {
   const kinds = [
     ["go", GO_RT],
     ["ts", TS_RT],
+    ["gr", GROUPED_RT],
   ] as const;
-  const ids = { go: [] as string[], ts: [] as string[] };
-  const startMs = { go: [] as number[], ts: [] as number[] };
+  const ids = { go: [] as string[], ts: [] as string[], gr: [] as string[] };
+  const startMs = { go: [] as number[], ts: [] as number[], gr: [] as number[] };
   const bare: Array<ReturnType<typeof execa>> = [];
   const results: MemResult[] = [];
   try {
@@ -322,7 +343,7 @@ async function benchMem({ cd, rootfs }: Bench): Promise<MemResult[]> {
     for (const p of bare) p.kill("SIGKILL");
     await Promise.allSettled(bare);
     // Graceful removal (kill, delete, containers rm), four at a time; the sweep catches the rest.
-    const all = [...ids.go, ...ids.ts];
+    const all = [...ids.go, ...ids.ts, ...ids.gr];
     const errors: string[] = [];
     const worker = async () => {
       for (let id = all.shift(); id !== undefined; id = all.shift()) {
@@ -338,9 +359,9 @@ async function benchMem({ cd, rootfs }: Bench): Promise<MemResult[]> {
 
 function measureIdle(
   cd: Containerd,
-  ids: { go: string[]; ts: string[] },
+  ids: { go: string[]; ts: string[]; gr: string[] },
   bare: Array<ReturnType<typeof execa>>,
-  startMs: { go: number[]; ts: number[] },
+  startMs: { go: number[]; ts: number[]; gr: number[] },
 ): MemResult {
   const measure = (k: "go" | "ts", expect: string): ShimMemory[] =>
     ids[k].map((id) => {
@@ -360,8 +381,24 @@ function measureIdle(
   });
   const goM = memSummary(go);
   const tsM = memSummary(ts);
+  // Grouped: one server (started with the group's first container's id) for all of them.
+  const grPid = ids.gr[0] ? shimPidOf(cd, ids.gr[0]) : undefined;
+  const grOthers = ids.gr.slice(1).filter((id) => shimPidOf(cd, id) !== undefined);
+  if (!grPid || grOthers.length)
+    throw new Error(`grouped: expected one server, found ${grOthers.length + 1}`);
+  const grMem = smapsRollup(grPid);
+  if (!grMem) throw new Error(`cannot read /proc/${grPid}/smaps_rollup`);
+  const grPerContainer = (grMem.Pss ?? 0) / ids.gr.length;
   return {
     idle: ids.go.length,
+    grouped: {
+      pid: grPid,
+      ...grMem,
+      threads: threadCount(grPid),
+      perContainerPssKiB: grPerContainer,
+      ratioToGoPss: ratio(grPerContainer, goM.pssKiB.median),
+      runDetached: summary(startMs.gr),
+    },
     settleMs: SETTLE_MS,
     go: goM,
     ours: tsM,
@@ -420,6 +457,7 @@ async function burstBatch(
 async function benchBurst({ cd, rootfs }: Bench): Promise<BurstResult> {
   const go = await burstBatch(cd, rootfs, GO_RT, "b-go");
   const ours = await burstBatch(cd, rootfs, TS_RT, "b-ts");
+  const grouped = await burstBatch(cd, rootfs, GROUPED_RT, "b-gr");
   // Nothing may be left running: each shim exits after its container's removal.
   const left = await waitFor(() => shimProcs(cd).length === 0, {
     what: "burst shims to exit",
@@ -433,6 +471,8 @@ async function benchBurst({ cd, rootfs }: Bench): Promise<BurstResult> {
     n: BURST,
     go,
     ours,
+    grouped,
+    groupedRatio: ratio(grouped.totalMs, go.totalMs),
     ratio: {
       run: ratio(ours.runMs, go.runMs),
       exec: ratio(ours.execMs, go.execMs),
@@ -639,7 +679,11 @@ async function bench(failures: string[]): Promise<BenchResult> {
   if (SECTIONS.has("start")) result.start = await benchStart(main);
   if (SECTIONS.has("burst")) {
     result.burst = await benchBurst(main);
-    failures.push(...result.burst.go.failures, ...result.burst.ours.failures);
+    failures.push(
+      ...result.burst.go.failures,
+      ...result.burst.ours.failures,
+      ...result.burst.grouped.failures,
+    );
     if (result.burst.shimsLeft) failures.push(`burst: ${result.burst.shimsLeft} shim(s) left running`);
   }
   if (SECTIONS.has("timeline")) result.timeline = await benchTimeline();

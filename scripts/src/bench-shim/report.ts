@@ -5,8 +5,12 @@ import { formatSummary, type ProfileSummary } from "./profile.js";
 
 export const GO_RT = "io.containerd.runc.v2";
 export const TS_RT = "io.containerd.tsrunc.v2";
+export const GROUPED_RT = "io.containerd.tsrunc-grouped.v2";
+export const GROUPED_NAME = "containerd-shim-tsrunc-grouped-v2";
 /** Issue 13's goals for one shim per container: run time, idle PSS per container, 100 at once. */
 export const GOALS = { runRatio: 1.5, pssRatio: 3, burstRatio: 1.5 };
+/** Issue 13's goals for grouped mode: run time, idle PSS per container at 10 and at 50. */
+export const GROUPED_GOALS = { runRatio: 1.2, pssRatio10: 0.5, pssRatio50: 0.25 };
 
 export interface EnvInfo {
   node: string;
@@ -25,7 +29,10 @@ export interface RunResult {
   warmup: number;
   go: Summary & { samples: number[] };
   ours: Summary & { samples: number[] };
+  /** Grouped mode, each run joining a group with a live shim. */
+  grouped: Summary & { samples: number[] };
   ratio: { median: number; p90: number };
+  groupedRatio: { median: number; p90: number };
   shimsLeftAfterRuns: number;
   failures: string[];
 }
@@ -46,6 +53,8 @@ export interface MemSummary {
 
 export interface MemResult {
   idle: number;
+  /** Grouped mode: the one server of `idle` containers. */
+  grouped: ShimMemory & { perContainerPssKiB: number; ratioToGoPss: number; runDetached: Summary };
   settleMs: number;
   go: MemSummary;
   ours: MemSummary;
@@ -68,6 +77,8 @@ export interface BurstResult {
   n: number;
   go: BurstRuntimeResult;
   ours: BurstRuntimeResult;
+  grouped: BurstRuntimeResult;
+  groupedRatio: number;
   ratio: { run: number; exec: number; rm: number; total: number };
   shimsLeft: number;
 }
@@ -129,6 +140,11 @@ function runLines(r: RunResult): string[] {
     `  ours ${TS_RT} median ${ms(ours.median)}  p90 ${ms(ours.p90)}  (min ${ms(ours.min)}, max ${ms(ours.max)})`,
     `  ours/go: ${x(r.ratio.median)} median, ${x(r.ratio.p90)} p90 — ${verdict(r.ratio.median, GOALS.runRatio)}`,
   ];
+  const g = r.grouped;
+  lines.push(
+    `  grouped ${GROUPED_RT} (group with a live shim) median ${ms(g.median)}  p90 ${ms(g.p90)}  (min ${ms(g.min)}, max ${ms(g.max)})`,
+    `  grouped/go: ${x(r.groupedRatio.median)} median, ${x(r.groupedRatio.p90)} p90 — ${verdict(r.groupedRatio.median, GROUPED_GOALS.runRatio)}`,
+  );
   if (r.failures.length) lines.push(`  FAILED: ${r.failures.length} run(s), left out of the numbers`);
   if (r.shimsLeftAfterRuns)
     lines.push(`  WARNING: ${r.shimsLeftAfterRuns} shim(s) still running 3 s after the runs`);
@@ -145,7 +161,8 @@ function memLines(m: MemResult): string[] {
     row("ours", m.ours),
     row("bare node (setInterval)", m.bareNode),
     `  ours/go: PSS ${x(m.ratio.pss)}, RSS ${x(m.ratio.rss)}, USS ${x(m.ratio.uss)} — PSS ${verdict(m.ratio.pss, GOALS.pssRatio)}`,
-    `  (ctr run -d: go median ${ms(m.runDetached.go.median)}, ours median ${ms(m.runDetached.ours.median)})`,
+    `  grouped: one server PSS ${mb(m.grouped.Pss ?? 0)} (anon ${mb(m.grouped.Pss_Anon ?? 0)}, threads ${m.grouped.threads}) for ${m.idle} containers = ${mb(m.grouped.perContainerPssKiB)} per container; grouped/go per container: ${x(m.grouped.ratioToGoPss)} — ${verdict(m.grouped.ratioToGoPss, m.idle >= 50 ? GROUPED_GOALS.pssRatio50 : GROUPED_GOALS.pssRatio10)}`,
+    `  (ctr run -d: go median ${ms(m.runDetached.go.median)}, ours median ${ms(m.runDetached.ours.median)}, grouped median ${ms(m.grouped.runDetached.median)})`,
   ];
 }
 
@@ -157,9 +174,12 @@ function burstLines(b: BurstResult): string[] {
     `${b.n} containers at once — \`ctr run -d\` ×${b.n} in parallel, then \`ctr task exec\` ×${b.n}, then \`ctr task rm -f\` + \`ctr containers rm\` ×${b.n}; wall time of each phase:`,
     row("go  ", b.go),
     row("ours", b.ours),
+    row("grpd", b.grouped),
     `  ours/go: run ${x(b.ratio.run)}, exec ${x(b.ratio.exec)}, rm ${x(b.ratio.rm)}, total ${x(b.ratio.total)} — ${verdict(b.ratio.total, GOALS.burstRatio)}`,
+    `  grouped/go: total ${x(b.groupedRatio)} — ${verdict(b.groupedRatio, GOALS.burstRatio)}`,
   ];
-  for (const f of [...b.go.failures, ...b.ours.failures].slice(0, 5)) lines.push(`  FAILED: ${f}`);
+  for (const f of [...b.go.failures, ...b.ours.failures, ...b.grouped.failures].slice(0, 5))
+    lines.push(`  FAILED: ${f}`);
   if (b.shimsLeft) lines.push(`  WARNING: ${b.shimsLeft} shim(s) still running 10 s after the removal`);
   return lines;
 }
