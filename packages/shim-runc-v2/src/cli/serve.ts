@@ -8,13 +8,14 @@ import { Any, runcoptions, TaskService, unpackAnyAs } from "@tsrunc/protocol/shi
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
 import { removeShimSocketSync, socketPath } from "@tsrunc/shim-contract/socket-path";
-import { Server } from "@tsrunc/ttrpc";
+import { Server, type ServerInterceptor } from "@tsrunc/ttrpc";
 import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
 import { idleTrim, tracing } from "../interceptors.js";
 import { openShimLog } from "../log.js";
 import type { ShimContext } from "../shim-context.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
+import { GroupLiveMarker } from "./group-live.js";
 import { moveIntoCgroup } from "./shim-cgroup.js";
 
 /** How long an emptied grouped server waits for a new container before it exits. */
@@ -46,20 +47,29 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
 
   // The same inputs `start` used; a listener on an inherited fd does not know its own path.
   const socketFile = socketPath(flags.address, flags.namespace, process.env.TSRUNC_SHIM_GROUP || flags.id);
+  const grouped = (process.env.TSRUNC_SHIM_GROUP ?? "").startsWith("group:");
+  // A grouped server keeps its live marker in step with the containers it holds (group-live.ts).
+  const live = grouped ? new GroupLiveMarker(socketFile) : undefined;
+  const syncLive: ServerInterceptor = (next) => (call) =>
+    next(call).finally(() => live?.sync(impl.containerCount));
   const server = new Server({
     peerCredentials: (s) => peerCredentials(s),
     // Only root or our own uid may drive the shim (it runs containers as root).
     peerCheck: (_s, peer) => peer === undefined || peer.uid === 0 || peer.uid === process.getuid?.(),
     onError: (err) => log.warn({ err: err.message }, "ttrpc connection error"),
-    interceptors: [idleTrim, ...(log.isLevelEnabled("debug") ? [tracing(log)] : [])],
+    interceptors: [
+      idleTrim,
+      ...(live ? [syncLive] : []),
+      ...(log.isLevelEnabled("debug") ? [tracing(log)] : []),
+    ],
   });
 
-  const grouped = (process.env.TSRUNC_SHIM_GROUP ?? "").startsWith("group:");
   let exiting = false;
   const exit = async () => {
     if (exiting) return;
     exiting = true;
-    // A grouped server's socket goes first: a `start` probing it from now on binds a new one.
+    // A grouped server's marker and socket go first: a `start` from now on binds a new one.
+    live?.clear();
     if (grouped) removeShimSocketSync(socketFile);
     log.info("shutting down");
     await publisher.flush(2000);
@@ -94,6 +104,7 @@ export async function serve(flags: ShimFlags, bundle = process.cwd()): Promise<v
   // restarts the wait, and it exits only if it is still empty then.
   let linger: NodeJS.Timeout | undefined;
   const lingerThenExit = () => {
+    live?.clear(); // no new container is handed this server by the launcher's sh part
     if (linger) return void linger.refresh();
     linger = setTimeout(() => {
       linger = undefined;
