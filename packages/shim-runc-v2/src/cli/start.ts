@@ -5,9 +5,10 @@
 // exits. Because the socket already listens when the address is printed, containerd's first
 // connection waits in the backlog while the server loads: no readiness polling is needed.
 import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:net";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { BundleFile, writeAddress, writePidFile } from "@tsrunc/shim-contract/bundle-files";
 import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
@@ -38,7 +39,12 @@ export async function startShim(
   try {
     // 0600 from the first instant, in a 0700 directory; a stale socket (nothing answers) is
     // replaced, a live one refused.
-    server = await listenUnix(path, { backlog: 128 });
+    // A shared group's first containers may start at once: one binds, the others must find it
+    // listening, not take its half-bound socket for a stale one and replace it.
+    server =
+      group === flags.id
+        ? await listenUnix(path, { backlog: 128 })
+        : await withGroupLock(path, () => listenUnix(path, { backlog: 128 }));
   } catch (err) {
     if (!isCode(err, Code.AlreadyExists)) throw err;
     // A live shim already serves this group (a pod's sandbox): containerd should use it.
@@ -103,6 +109,40 @@ export function serverEnvironment(env: NodeJS.ProcessEnv, group: string): Record
   out.TSRUNC_SHIM_GROUP = group;
   out.MALLOC_ARENA_MAX = env.MALLOC_ARENA_MAX ?? "1";
   return out;
+}
+
+/**
+ * Runs `fn` holding `<socket>.lock` (O_EXCL; a lock older than 5 s is a dead holder's and is
+ * broken). Only around the bind: once bound, the socket listens and a probe finds it alive.
+ */
+export async function withGroupLock<T>(socket: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${socket}.lock`;
+  mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, "wx", 0o600));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 5000) unlinkSync(lock);
+      } catch {
+        // released meanwhile
+      }
+      if (Date.now() > deadline) throw new StartError(`timed out waiting for ${lock}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      unlinkSync(lock);
+    } catch {
+      // broken by someone who took us for dead
+    }
+  }
 }
 
 /** The spec annotation that names a container's group in grouped mode. */
