@@ -20,6 +20,7 @@ import {
 import { execa } from "execa";
 import t from "tap";
 import { startContainerd } from "./helpers/containerd.js";
+import { tree } from "./helpers/tree-compare.js";
 
 t.setTimeout(300_000);
 
@@ -28,20 +29,6 @@ const run = async (cmd: string, args: string[]) => {
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
   return r.stdout;
 };
-
-/** Lines "path type mode uid:gid size sha256|target" of a tree, sorted (GNU find + sha256sum). */
-async function tree(root: string): Promise<string> {
-  const list = await run("find", [root, "-printf", "%P\\t%y\\t%m\\t%U:%G\\t%s\\t%l\\n"]);
-  const lines: string[] = [];
-  for (const line of list.split("\n").sort()) {
-    const [p, type, mode, owner, size, link] = line.split("\t");
-    if (p === undefined || p === "") continue;
-    let extra = link ?? "";
-    if (type === "f") extra = (await run("sha256sum", [join(root, p)])).split(" ")[0]!;
-    lines.push([p, type, mode, owner, type === "d" ? "" : size, extra].join(" "));
-  }
-  return lines.join("\n");
-}
 
 const base = await mkdtemp(join(tmpdir(), "tsrunc-ctr-img-"));
 t.teardown(() => rm(base, { recursive: true, force: true }));
