@@ -1,5 +1,5 @@
 // A tree described file by file, for comparing an unpacked rootfs with containerd's: one line
-// "path type mode uid:gid size sha256|target xattrs" per entry, sorted (GNU find, sha256sum and
+// "path type mode uid:gid size sha256|target links xattrs" per entry, sorted (GNU find, sha256sum and
 // getfattr; overlayfs' own trusted.overlay.* attributes left out). Used by images-ctr.test.ts
 // and daemon-images-vs-ctr.test.ts.
 
@@ -40,17 +40,19 @@ async function xattrs(root: string): Promise<Map<string, string>> {
   return new Map([...map].map(([p, l]) => [p, l.sort().join(",")]));
 }
 
-/** Lines "path type mode uid:gid size sha256|target xattrs" of a tree, sorted. */
+/** Lines "path type mode uid:gid size sha256|target nLINKS xattrs" of a tree, sorted. */
 export async function tree(root: string): Promise<string> {
-  const list = await run("find", [root, "-printf", "%P\\t%y\\t%m\\t%U:%G\\t%s\\t%l\\n"]);
+  const list = await run("find", [root, "-printf", "%P\\t%y\\t%m\\t%U:%G\\t%s\\t%l\\t%n\\n"]);
   const attrs = await xattrs(root);
   const lines: string[] = [];
   for (const line of list.split("\n").sort()) {
-    const [p, type, mode, owner, size, link] = line.split("\t");
+    const [p, type, mode, owner, size, link, nlink] = line.split("\t");
     if (p === undefined || p === "") continue;
     let extra = link ?? "";
     if (type === "f") extra = (await run("sha256sum", [join(root, p)])).split(" ")[0]!;
-    lines.push([p, type, mode, owner, type === "d" ? "" : size, extra, attrs.get(p) ?? ""].join(" "));
+    // Links counted for all but directories (an overlay's merged directory counts its own way).
+    const links = type === "d" ? "" : `n${nlink}`;
+    lines.push([p, type, mode, owner, type === "d" ? "" : size, extra, links, attrs.get(p) ?? ""].join(" "));
   }
   return lines.join("\n");
 }
