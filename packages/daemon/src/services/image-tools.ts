@@ -292,7 +292,7 @@ export class ImageToolsApi {
     const lease = this.sys.leases.acquire(s.namespace);
     try {
       const result = await importArchive(data(), {
-        store: content,
+        store: leasedStore(content, lease),
         ...(options.baseName ? { baseName: options.baseName } : {}),
         ...(s.signal ? { signal: s.signal } : {}),
       });
@@ -328,6 +328,7 @@ export class ImageToolsApi {
       }
       return { images: out };
     } catch (err) {
+      lease.release();
       gc.collectInBackground("import failed");
       throw err;
     } finally {
@@ -474,6 +475,41 @@ export class ImageToolsApi {
     const r = await gc.collect();
     return { blobsRemoved: r.blobsRemoved, snapshotsRemoved: r.snapshotsRemoved, bytesFreed: r.bytesFreed };
   }
+}
+
+/**
+ * The content store as an import sees it: every blob it finds already stored or stores itself is
+ * held by its lease from then on, and it deletes nothing. importArchive deletes what it stored
+ * when it fails, but a concurrent import may have found those blobs there meanwhile (it skips
+ * what the store has) and made its image of them: that image lost its content (found by
+ * test/fuzz/daemon-messages.test.ts: an Import abandoned mid-archive failed when its connection
+ * closed, after another Import of the same archive had succeeded). What a failed import stored
+ * is the GC's, which keeps what a record or another lease names.
+ */
+function leasedStore(content: ImageSystem["content"], lease: Lease): ImageSystem["content"] {
+  type Store = ImageSystem["content"];
+  const has: Store["has"] = (digest) => {
+    lease.addBlobs(digest);
+    return content.has(digest);
+  };
+  const writeBlob: Store["writeBlob"] = (expected, data) => {
+    lease.addBlobs(expected.digest);
+    return content.writeBlob(expected, data);
+  };
+  const ingestStream: Store["ingestStream"] = async (source, options) => {
+    if (options?.expected?.digest) lease.addBlobs(options.expected.digest);
+    const info = await content.ingestStream(source, options);
+    lease.addBlobs(info.digest);
+    return info;
+  };
+  const own: Record<string, unknown> = { has, writeBlob, ingestStream, delete: async () => {} };
+  return new Proxy(content, {
+    get(target, prop) {
+      if (typeof prop === "string" && Object.hasOwn(own, prop)) return own[prop];
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
 }
 
 /** The layer directories of a view's mounts, newest first (a bind mount: one directory). */
