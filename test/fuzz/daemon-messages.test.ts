@@ -7,11 +7,27 @@
 // Afterwards every container the campaign made is removed through the API, no bundle is left,
 // and the daemon is healthy (lib/daemon-live.ts). Saved failures
 // (test/fuzz/regressions/daemon-messages/) are replayed first; directed cases follow.
+//
+// The image services (Images, Snapshots, ImageTools) get a campaign of their own on a daemon of
+// their own (lib/image-arbs.ts): Pull (a server stream, pointed only at 127.0.0.1:1 where nothing
+// listens: lib/pull-guard.ts), Import (a client stream of small archives, mutated archives and
+// random bytes, cut into chunks, closed or abandoned), Export and Snapshots.List (server streams,
+// read for a moment and abandoned), Config, Prune, records and snapshots. The same oracle, with
+// the registry's and content store's codes allowed (never Unknown or Internal); afterwards every
+// image and snapshot is removed through the API, Prune collects every blob, nothing is left in
+// the content store or the snapshotter, the disk use stayed bounded, and the daemon is healthy.
+// Directed: Import, Export, Pull and Snapshots.List streams opened by the dozen and abandoned.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ContainersService, EventsService } from "@tsrunc/protocol/daemon";
+import {
+  ContainersService,
+  EventsService,
+  ImagesService,
+  ImageToolsService,
+  SnapshotsService,
+} from "@tsrunc/protocol/daemon";
 import { OciSpecType } from "@tsrunc/protocol/shim";
-import { type Client, TtrpcError } from "@tsrunc/ttrpc";
+import { type Client, type ClientStub, TtrpcError } from "@tsrunc/ttrpc";
 import t from "tap";
 import { campaign, executed, fileBudgetMs, loadRegressions } from "./lib/campaign.js";
 import {
@@ -22,8 +38,10 @@ import {
   nsMetadata,
 } from "./lib/daemon-arbs.js";
 import { type DaemonConn, type LiveDaemon, liveDaemon, SENTINEL } from "./lib/daemon-live.js";
-import { DAEMON_PROPER, daemonMethods } from "./lib/daemon-profile.js";
+import { DAEMON_PROPER, daemonMethods, IMAGE_PROPER, imageMethods } from "./lib/daemon-profile.js";
 import { snapshot } from "./lib/health.js";
+import { ARCHIVES, IMAGE_NAMESPACES, type ImageInput, imageInputArb } from "./lib/image-arbs.js";
+import { DEAD_REGISTRY, deadRegistryRefuses, unsafeCall } from "./lib/pull-guard.js";
 
 const BUDGET = fileBudgetMs(10000);
 t.setTimeout(Math.max(180_000, BUDGET * 3));
@@ -35,10 +53,14 @@ const JS_ERROR =
 async function runInput(
   client: Client,
   testNs: string,
-  input: DaemonInput,
+  input: ImageInput,
 ): Promise<{ code: number; message: string; problems: string[] }> {
+  // The last safety net: an input the arbitraries failed to sanitize is never sent.
+  if (unsafeCall(input.service, input.method, input.payload))
+    throw new Error(`refusing to send a Pull that could reach the network (${input.how})`);
   const metadata = nsMetadata(input.ns, testNs);
-  const m = daemonMethods.get(input.service)?.get(input.method);
+  const image = imageMethods.get(input.service)?.get(input.method);
+  const m = image ?? daemonMethods.get(input.service)?.get(input.method);
   const what = `${input.method} (${input.how})`;
   const t0 = Date.now();
   let code = 0;
@@ -66,6 +88,28 @@ async function runInput(
       clearTimeout(timer);
     }
     if (code === 1 && ac.signal.aborted) code = 0; // we abandoned it
+  } else if (m?.kind === "client") {
+    // The request's messages, then the sending side closed (or the stream abandoned).
+    const ac = new AbortController();
+    const s = client.openStream(input.service, input.method, "client", undefined, {
+      metadata,
+      signal: ac.signal,
+      timeoutMs: 8000,
+    });
+    try {
+      for (const chunk of [input.payload, ...(input.chunks ?? [])]) await s.send(chunk);
+      if (input.close !== false) {
+        s.closeSend();
+        await s.response;
+      } else {
+        await new Promise((r) => setTimeout(r, input.streamMs));
+        ac.abort();
+        await s.response.catch(() => {});
+      }
+    } catch (e) {
+      fail(e);
+    }
+    if (code === 1 && ac.signal.aborted) code = 0;
   } else {
     // Wait waits for an exit: it gets a short deadline, and running out of it is its answer.
     const wait = input.method === "Wait";
@@ -78,7 +122,9 @@ async function runInput(
   const problems: string[] = [];
   if (JS_ERROR.test(message)) problems.push(`${what}: a JS error surfaced as code ${code}: ${message}`);
   // Unknown only from a shim (Tasks relay shims' answers; a Create may fail in the shim's start).
-  const ok = DAEMON_PROPER.has(code) || (code === 2 && input.service.endsWith(".Tasks"));
+  const ok = image
+    ? IMAGE_PROPER.has(code)
+    : DAEMON_PROPER.has(code) || (code === 2 && input.service.endsWith(".Tasks"));
   if (!ok) problems.push(`${what}: improper status ${code}: ${message.slice(0, 300)}`);
   if (ms > 5000) problems.push(`${what}: answered after ${ms} ms`);
   return { code, message, problems };
@@ -272,6 +318,293 @@ t.test("directed: filters that backtrack, labels at the limits, streams abandone
   for (const id of ["r1", "r2", "r4", "r5"]) await c.containers.delete({ id }, o);
   await c.client.close();
   t.same(await d.health(), [], "healthy");
+});
+
+// ---------------------------------------------------------------------------------------------
+// the image services
+
+interface ImageConn {
+  images: ClientStub<typeof ImagesService>;
+  snapshots: ClientStub<typeof SnapshotsService>;
+  tools: ClientStub<typeof ImageToolsService>;
+}
+const imageConn = (c: DaemonConn): ImageConn => ({
+  images: c.client.service(ImagesService),
+  snapshots: c.client.service(SnapshotsService),
+  tools: c.client.service(ImageToolsService),
+});
+
+/** Files under `dir` (recursively) and their total size. */
+function du(dir: string): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  const walk = (p: string) => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(p, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      const q = path.join(p, e.name);
+      if (e.isDirectory()) walk(q);
+      else {
+        files++;
+        try {
+          bytes += fs.lstatSync(q).size;
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
+  };
+  walk(dir);
+  return { files, bytes };
+}
+
+/** Every image record and snapshot of the campaign's namespaces removed through the API, then Prune. */
+async function removeAllImages(d: LiveDaemon, c: DaemonConn): Promise<string[]> {
+  const ic = imageConn(c);
+  const problems: string[] = [];
+  const namespaces = [d.namespace, ...IMAGE_NAMESPACES];
+  for (const ns of namespaces) {
+    const o = { metadata: { "containerd-namespace": ns }, timeoutMs: 20_000 };
+    for (const img of (await ic.images.list({ filters: [] }, o)).images)
+      await ic.images
+        .delete({ name: img.name }, o)
+        .catch((e: Error) => problems.push(`delete image ${ns}/${img.name}: ${e.message}`));
+    // Children before parents: passes until none is left (or none could be removed).
+    for (let pass = 0; pass < 20; pass++) {
+      const keys: string[] = [];
+      for await (const r of ic.snapshots.list({ snapshotter: "overlayfs", filters: [] }, o))
+        keys.push(...r.info.map((i) => i.name));
+      if (!keys.length) break;
+      let removed = 0;
+      for (const key of keys)
+        await ic.snapshots.remove({ snapshotter: "overlayfs", key }, o).then(
+          () => removed++,
+          () => {},
+        );
+      if (!removed) {
+        problems.push(`snapshots of ${ns} that cannot be removed: ${keys.join(" ").slice(0, 500)}`);
+        break;
+      }
+    }
+  }
+  for (const ns of namespaces)
+    await ic.tools
+      .prune({ all: true }, { metadata: { "containerd-namespace": ns }, timeoutMs: 30_000 })
+      .catch((e: Error) => problems.push(`prune ${ns}: ${e.message}`));
+  const root = path.join(d.env.root.path, "root");
+  const blobs = du(path.join(root, "content/blobs"));
+  if (blobs.files) {
+    const dir = path.join(root, "content/blobs/sha256");
+    const left = fs
+      .readdirSync(dir)
+      .map((h) => fs.readFileSync(path.join(dir, h)).subarray(0, 120).toString("latin1"));
+    problems.push(
+      `${blobs.files} blob(s) left in the content store (${blobs.bytes} bytes): ${left.join(" | ")}`,
+    );
+  }
+  const ingest = du(path.join(root, "content/ingest"));
+  if (ingest.files) problems.push(`${ingest.files} ingest file(s) left (${ingest.bytes} bytes)`);
+  for (const ns of namespaces) {
+    const o = { metadata: { "containerd-namespace": ns }, timeoutMs: 10_000 };
+    const n = (await ic.images.list({ filters: [] }, o)).images.length;
+    if (n) problems.push(`${n} image record(s) left in ${ns}`);
+    let snaps = 0;
+    for await (const r of ic.snapshots.list({ snapshotter: "overlayfs", filters: [] }, o))
+      snaps += r.info.length;
+    if (snaps) problems.push(`${snaps} snapshot(s) left in ${ns}`);
+  }
+  return problems;
+}
+
+t.test("hostile Images/Snapshots/ImageTools requests against a live tsruncd", async (t) => {
+  t.ok(await deadRegistryRefuses(), `nothing listens on ${DEAD_REGISTRY} (where every fuzzed Pull goes)`);
+  const d = await liveDaemon(t);
+  t.same(await d.health(), [], "healthy before");
+  const conn = await d.connect();
+  const ic = imageConn(conn);
+  const byMethod: Record<string, Record<number, number>> = {};
+  const samples: Record<string, string> = {};
+  const root = path.join(d.env.root.path, "root");
+  let peak = 0;
+
+  for (const r of loadRegressions<ImageInput>("daemon-image-messages")) {
+    const res = await runInput(conn.client, d.namespace, r.input);
+    t.same(res.problems, [], `regression ${path.basename(r.file)}: ${r.note.split("\n")[0]}`);
+  }
+
+  let n = 0;
+  await campaign(t, {
+    target: "daemon-image-messages",
+    arb: imageInputArb(),
+    ms: BUDGET * 0.7,
+    shrinkMs: 20000,
+    run: async (input) => {
+      const r = await runInput(conn.client, d.namespace, input);
+      const key = `${input.service.split(".").at(-1)}.${input.method}`;
+      const counts = byMethod[key] ?? {};
+      byMethod[key] = counts;
+      counts[r.code] = (counts[r.code] ?? 0) + 1;
+      if (process.env.TSR_FUZZ_DEBUG)
+        samples[`${key} ${r.code}`] ??= `${input.how}: ${r.message.slice(0, 160)}`;
+      if (!snapshot(d.pid).alive) r.problems.push("tsruncd died");
+      // The disk: the campaign's imports are bounded; so must be what the daemon keeps of them.
+      if (++n % 25 === 0) {
+        peak = Math.max(peak, du(root).bytes);
+        if (peak > 512 << 20) r.problems.push(`the daemon's root holds ${peak >> 20} MiB`);
+      }
+      return r.problems;
+    },
+    after: async () => {
+      const t0 = Date.now();
+      const e = await ic.images.list({ filters: [] }, conn.o(3000)).catch((err: Error) => err);
+      if (e instanceof Error) return `a plain Images.List failed after the input: ${e.message}`;
+      return Date.now() - t0 > 2000
+        ? `a plain Images.List took ${Date.now() - t0} ms after the input`
+        : undefined;
+    },
+  });
+  peak = Math.max(peak, du(root).bytes);
+  t.comment(`answers by method and code: ${JSON.stringify(byMethod)}`);
+  t.comment(`the daemon's root at most ${(peak / (1 << 20)).toFixed(1)} MiB during the campaign`);
+  if (process.env.TSR_FUZZ_DEBUG) t.comment(JSON.stringify(samples, null, 1));
+
+  // Directed: streams of every kind opened by the dozen and abandoned at once or midway.
+  const o = conn.o(20_000);
+  const archive = ARCHIVES[0]!.bytes;
+  const imported = await (async () => {
+    const call = ic.tools.import(o);
+    await call.send({ data: archive, options: { unpack: true } });
+    call.closeSend();
+    return call.response;
+  })();
+  t.same(
+    imported.images.map((i) => i.name),
+    ["fz.local/img:1"],
+    "a well-formed archive still imports",
+  );
+  // An Import stalled mid-archive (after storing the archive's first blobs) whose connection then
+  // goes away, while another Import of the same archive (which finds those blobs stored) succeeds:
+  // the failed one must not take the other's content with it (it did: Config answered NotFound).
+  const stalled = await d.connect();
+  const st = stalled.client.openStream(ImageToolsService.name, "Import", "client", undefined, stalled.o());
+  st.response.catch(() => {});
+  await st.send(ImageToolsService.methods.import.requestType.encode({ data: archive.subarray(0, 30000) }));
+  await new Promise((r) => setTimeout(r, 200));
+  const again = ic.tools.import(o);
+  await again.send({ data: archive });
+  again.closeSend();
+  await again.response;
+  await stalled.client.close();
+  await new Promise((r) => setTimeout(r, 300));
+  const same = await ic.tools.config({ name: "fz.local/img:1" }, o).catch((e: Error) => e);
+  t.notOk(
+    same instanceof Error,
+    `a failed concurrent import leaves the other's content${same instanceof Error ? `: ${same.message}` : ""}`,
+  );
+  const other = await d.connect();
+  const abandon = async (i: number, open: (signal: AbortSignal) => Promise<void>) => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), i % 7);
+    await open(ac.signal).catch(() => {});
+  };
+  await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      abandon(i, async (signal) => {
+        // Half an archive, then nothing: the import waits for the rest until abandoned.
+        const s = other.client.openStream(ImageToolsService.name, "Import", "client", undefined, {
+          ...other.o(20_000),
+          signal,
+        });
+        await s.send(
+          ImageToolsService.methods.import.requestType.encode({ data: archive.subarray(0, 512 * (1 + i)) }),
+        );
+        await s.response;
+      }),
+    ),
+  );
+  await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      abandon(i, async (signal) => {
+        const [svc, method, req] =
+          i % 3 === 0
+            ? [
+                ImageToolsService,
+                "Export",
+                ImageToolsService.methods.export.requestType.encode({ names: ["fz.local/img:1"] }),
+              ]
+            : i % 3 === 1
+              ? [
+                  SnapshotsService,
+                  "List",
+                  SnapshotsService.methods.list.requestType.encode({ snapshotter: "overlayfs" }),
+                ]
+              : [
+                  ImageToolsService,
+                  "Pull",
+                  ImageToolsService.methods.pull.requestType.encode({ ref: `${DEAD_REGISTRY}/fz/x:${i}` }),
+                ];
+        const s = other.client.openStream(svc.name, method, "server", req, { ...other.o(20_000), signal });
+        for await (const _ of s.messages) {
+          // abandoned
+        }
+      }),
+    ),
+  );
+  // Imports whose connection goes away mid-archive.
+  const gone = await Promise.all(Array.from({ length: 10 }, () => d.connect()));
+  await Promise.all(
+    gone.map(async (g, i) => {
+      const s = g.client.openStream(ImageToolsService.name, "Import", "client", undefined, g.o(20_000));
+      s.response.catch(() => {});
+      await s.send(
+        ImageToolsService.methods.import.requestType.encode({ data: archive.subarray(0, 4096 * (i + 1)) }),
+      );
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  for (const g of gone) await g.client.close();
+  await other.client.close();
+  // ttrpc has no cancel frame: an Import the client abandoned on a live connection waits for more
+  // chunks (holding its lease and what it stored) until its deadline or the connection ends. The
+  // campaign's connection goes away now, as a peer would; what it left must then be collectable.
+  await conn.client.close();
+  const fresh = await d.connect();
+  const fic = imageConn(fresh);
+  const cfg = await fic.tools.config({ name: "fz.local/img:1" }, fresh.o(20_000));
+  t.same(
+    [cfg.uid, cfg.gid, cfg.additionalGids.includes(2000)],
+    [1000, 1000, true],
+    "Config still resolves the image's user",
+  );
+  t.comment(`the daemon's root after the campaign: ${(du(root).bytes / (1 << 20)).toFixed(1)} MiB`);
+
+  t.same(
+    await removeAllImages(d, fresh),
+    [],
+    "every image and snapshot removed through the API; Prune left no blob, ingest or snapshot",
+  );
+  // Each namespace that used a snapshotter keeps it open (a SQLite file: 3 fds), by design; and
+  // `fresh` is one more connection than the baseline had.
+  const slack = 3 * (1 + IMAGE_NAMESPACES.length) + 1;
+  t.same(await d.health({ fdSlack: slack }), [], "the daemon is healthy after the campaign");
+
+  // Finding (no bound asserted): the per-namespace snapshotters are never closed, so every valid
+  // namespace a peer names in a Snapshots call opens one more (directory + SQLite: 3 fds) for
+  // the daemon's lifetime; enough namespaces exhaust its fds.
+  const before = snapshot(d.pid).fds;
+  for (let i = 0; i < 30; i++)
+    for await (const _ of fic.snapshots.list(
+      { snapshotter: "", filters: [] },
+      { metadata: { "containerd-namespace": `fzfd${i}` }, timeoutMs: 5000 },
+    )) {
+      // empty
+    }
+  t.comment(`Snapshots.List in 30 new namespaces: tsruncd fds ${before} -> ${snapshot(d.pid).fds}`);
+  await fresh.client.close();
 });
 
 t.teardown(() => {

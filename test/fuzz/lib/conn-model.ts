@@ -219,9 +219,12 @@ export function judge(p: Prediction, frames: readonly Frame[], closed: boolean):
   }
   for (const [id, list] of byId) {
     // Answers on one id need not come in request order (an oversized frame is answered at
-    // once on the id of a call still running), so each final answer takes the first owed
-    // answer that accepts it.
+    // once on the id of a call still running), and one code may suit several owed answers (an
+    // oversized frame's RE may also be among a call's codes): the final Responses are matched
+    // to owed answers at the end, each to a different one, leaving as few required ones
+    // unmatched as possible.
     const owed = [...(p.expected.get(id) ?? [])];
+    const codes: number[] = [];
     for (const f of list) {
       if (f.type === T_DATA) {
         const final = (f.flags & F_REMOTE_CLOSED) !== 0;
@@ -242,20 +245,54 @@ export function judge(p: Prediction, frames: readonly Frame[], closed: boolean):
         problems.push(`undecodable Response on stream ${id}`);
         break;
       }
-      const i = owed.findIndex((e) => e.codes.has(code));
-      if (i < 0) {
-        problems.push(`stream ${id}: unexpected Response with code ${code}`);
-        break;
-      }
-      owed.splice(i, 1);
+      codes.push(code);
     }
-    if (owed.some((e) => e.required)) problems.push(`stream ${id}: answer missing`);
+    const m = matchCodes(codes, owed);
+    if (m.unexpected !== undefined)
+      problems.push(`stream ${id}: unexpected Response with code ${m.unexpected}`);
+    else if (m.missing > 0) problems.push(`stream ${id}: answer missing`);
   }
   for (const [id, list] of p.expected) {
     if (byId.has(id)) continue;
     if (list.some((e) => e.required)) problems.push(`stream ${id}: no answer`);
   }
   return problems;
+}
+
+/**
+ * Assigns each code to a different owed answer that accepts it, leaving the fewest required
+ * answers unassigned: `unexpected` is a code no assignment can place, `missing` the required
+ * answers left over. Small inputs (a few answers per id): a search, bounded, then greedy.
+ */
+function matchCodes(codes: number[], owed: Expectation[]): { unexpected?: number; missing: number } {
+  const used = new Array<boolean>(owed.length).fill(false);
+  let best = Number.POSITIVE_INFINITY;
+  let steps = 0;
+  const search = (k: number): boolean => {
+    if (++steps > 20000) return false;
+    if (k === codes.length) {
+      best = Math.min(best, owed.filter((e, j) => e.required && !used[j]).length);
+      return best === 0;
+    }
+    for (const [j, e] of owed.entries()) {
+      if (used[j] || !e.codes.has(codes[k]!)) continue;
+      used[j] = true;
+      const done = search(k + 1);
+      used[j] = false;
+      if (done) return true;
+    }
+    return false;
+  };
+  search(0);
+  if (best !== Number.POSITIVE_INFINITY) return { missing: best };
+  // No complete assignment (or the search gave up): the first code greedy matching cannot place.
+  const left = [...owed];
+  for (const c of codes) {
+    const i = left.findIndex((e) => e.codes.has(c));
+    if (i < 0) return { unexpected: c, missing: 0 };
+    left.splice(i, 1);
+  }
+  return { missing: left.filter((e) => e.required).length };
 }
 
 /** True once every required answer is among `frames`. */

@@ -104,7 +104,7 @@ export const hostileFilters = [
   "\u0000",
 ];
 
-const labelsArb: fc.Arbitrary<Record<string, string>> = fc.oneof(
+export const labelsArb: fc.Arbitrary<Record<string, string>> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({}) },
   {
     weight: 3,
@@ -385,7 +385,7 @@ function varint(n: number): number[] {
   return out;
 }
 
-const soup = fc
+export const soup = fc
   .array(
     fc.record({
       field: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 536870911 })),
@@ -408,7 +408,7 @@ const soup = fc
     ),
   );
 
-function byteMutate(bytes: Uint8Array, ops: { at: number; kind: number; v: number }[]): Uint8Array {
+export function byteMutate(bytes: Uint8Array, ops: { at: number; kind: number; v: number }[]): Uint8Array {
   let b = Buffer.from(bytes);
   for (const o of ops) {
     const i = b.length ? o.at % b.length : 0;
@@ -433,7 +433,7 @@ function byteMutate(bytes: Uint8Array, ops: { at: number; kind: number; v: numbe
   return b;
 }
 
-const nsArb: fc.Arbitrary<NsSpec> = fc.oneof(
+export const nsArb: fc.Arbitrary<NsSpec> = fc.oneof(
   { weight: 16, arbitrary: fc.constant<NsSpec>({ k: "test" }) },
   { weight: 1, arbitrary: fc.constant<NsSpec>({ k: "none" }) },
   {

@@ -3,13 +3,24 @@
 // streams and ends, Events.Subscribe streams until the connection or a deadline ends it) and the
 // status codes the daemon may answer with. Plus the calls frame-level fuzzing sends it: requests
 // that name containers that do not exist (answered promptly, and never reaching a shim),
-// undecodable payloads, unknown services and methods.
-import { ContainersService, EventsService, TasksService } from "@tsrunc/protocol/daemon";
+// undecodable payloads, unknown services and methods. The image services (Images, Snapshots,
+// ImageTools) have a map and ghost calls of their own (imageMethods, imageCalls): their codes
+// include the registry's and the content store's (Unavailable, DataLoss, ...), and their calls
+// are kept off the network by lib/pull-guard.ts.
+import {
+  ContainersService,
+  EventsService,
+  ImagesService,
+  ImageToolsService,
+  SnapshotsService,
+  TasksService,
+} from "@tsrunc/protocol/daemon";
 import { EventsTtrpcService } from "@tsrunc/protocol/shim";
 import type { AnyMethod, ServiceDescriptor } from "@tsrunc/ttrpc";
 import fc from "fast-check";
 import type { MethodProfile, ServerProfile } from "./conn-model.js";
 import type { CallSpec } from "./frame-arbs.js";
+import { DEAD_REGISTRY, sanitizePull } from "./pull-guard.js";
 
 export const DAEMON_SERVICES: readonly ServiceDescriptor[] = [
   ContainersService,
@@ -18,34 +29,57 @@ export const DAEMON_SERVICES: readonly ServiceDescriptor[] = [
   EventsTtrpcService,
 ];
 
+export const IMAGE_SERVICES: readonly ServiceDescriptor[] = [
+  ImagesService,
+  SnapshotsService,
+  ImageToolsService,
+];
+
+const methodMap = (services: readonly ServiceDescriptor[]) =>
+  new Map(
+    services.map((s) => [
+      s.name,
+      new Map(Object.values(s.methods as Record<string, AnyMethod>).map((m) => [m.name, m])),
+    ]),
+  );
+
 /** Service name → wire method name → descriptor. */
-export const daemonMethods: ReadonlyMap<string, ReadonlyMap<string, AnyMethod>> = new Map(
-  DAEMON_SERVICES.map((s) => [
-    s.name,
-    new Map(Object.values(s.methods as Record<string, AnyMethod>).map((m) => [m.name, m])),
-  ]),
-);
+export const daemonMethods: ReadonlyMap<string, ReadonlyMap<string, AnyMethod>> = methodMap(DAEMON_SERVICES);
+/** The same for the image services. */
+export const imageMethods: ReadonlyMap<string, ReadonlyMap<string, AnyMethod>> = methodMap(IMAGE_SERVICES);
 
 /** Codes a well-behaved daemon answers with: OK and containerd's errdefs. */
 export const DAEMON_PROPER = new Set([0, 3, 5, 6, 9, 12]);
+/**
+ * The image services may also answer with what a registry, an archive or the content store says:
+ * PermissionDenied, ResourceExhausted, Aborted (content collected meanwhile), Unavailable (the
+ * dead registry), DataLoss (a blob that does not match its digest), Unauthenticated. Never
+ * Unknown or Internal.
+ */
+export const IMAGE_PROPER = new Set([...DAEMON_PROPER, 7, 8, 10, 14, 15, 16]);
 
 export function daemonProfile(): ServerProfile {
   return {
     maxStreams: 1024,
     lookup(service, method) {
-      const m = daemonMethods.get(service)?.get(method);
+      const image = imageMethods.get(service)?.get(method);
+      const m = image ?? daemonMethods.get(service)?.get(method);
       if (!m) return undefined;
+      const proper = image ? IMAGE_PROPER : DAEMON_PROPER;
       const profile: MethodProfile = {
         kind: m.kind,
         // Subscribe streams until the connection (or a deadline) ends it.
         finish: method === "Subscribe" ? "never" : "async",
         codes: (payload) => {
+          // A client stream's messages come in data frames (the request's payload, when present,
+          // is the first of them): its answer does not depend on the request frame alone.
+          if (m.kind === "client") return proper;
           try {
             m.requestType.decode(payload);
           } catch {
             return new Set([3]);
           }
-          return DAEMON_PROPER;
+          return proper;
         },
       };
       return profile;
@@ -101,6 +135,79 @@ export const daemonCalls: fc.Arbitrary<CallSpec> = fc.oneof(
         fc.string(),
       ),
       method: fc.oneof(fc.constantFrom("list", "LIST", "", "__proto__", "constructor"), fc.string()),
+      payload: fc.option(fc.uint8Array({ maxLength: 16 }), { nil: undefined }),
+    }),
+  },
+);
+
+/** Image names, snapshot keys and refs that never exist in the frame-level campaign. */
+const imageGhosts = fc.constantFrom("nope", "fz.ghost/x:1", "../x", "a/b", "x".repeat(300), "é", "a\0b");
+
+const imageWire: { service: string; method: string; kind: string; codec: AnyMethod["requestType"] }[] = [];
+for (const [service, methods] of imageMethods)
+  for (const [method, m] of methods) imageWire.push({ service, method, kind: m.kind, codec: m.requestType });
+
+/**
+ * A request naming a ghost, for every image method: nothing is created (Images.Create gets no
+ * name; Prepare and View a parent that does not exist), Pull goes to the dead registry, Prune
+ * collects an empty store, Import's first message (the request's payload) is no archive.
+ */
+function imageGhost(w: (typeof imageWire)[number], name: string, snapshotter: string): Uint8Array {
+  if (w.method === "Pull") return sanitizePull(w.codec.encode({ ref: `${DEAD_REGISTRY}/fz/ghost:1` }));
+  if (w.method === "Import") return w.codec.encode({ data: Buffer.from(name) });
+  if (w.service === ImagesService.name && w.method === "Create")
+    return w.codec.encode({ image: { name: "" } });
+  return w.codec.encode({
+    name,
+    names: [name],
+    key: name,
+    parent: `fz-ghost-parent-${name.length}`,
+    snapshotter,
+    image: { name },
+    info: { name },
+    filters: [],
+    all: false,
+  });
+}
+
+/** Calls to the image services: ghosts, random bodies (safe: see pull-guard), unknown methods. */
+export const imageCalls: fc.Arbitrary<CallSpec> = fc.oneof(
+  {
+    weight: 10,
+    arbitrary: fc
+      .record({
+        w: fc.constantFrom(...imageWire),
+        name: imageGhosts,
+        snapshotter: fc.constantFrom("overlayfs", "", "btrfs"),
+      })
+      .map(({ w, name, snapshotter }) => ({
+        service: w.service,
+        method: w.method,
+        payload: imageGhost(w, name, snapshotter),
+      })),
+  },
+  {
+    weight: 3,
+    // Random bytes for the methods that make nothing (the creates could make records and
+    // snapshots; a Pull's are pointed at the dead registry).
+    arbitrary: fc
+      .record({
+        w: fc.constantFrom(
+          ...imageWire.filter((w) => !["Create", "Prepare", "View", "Commit"].includes(w.method)),
+        ),
+        payload: fc.option(fc.uint8Array({ maxLength: 48 }), { nil: undefined }),
+      })
+      .map(({ w, payload }) => ({
+        service: w.service,
+        method: w.method,
+        payload: payload && w.method === "Pull" ? sanitizePull(payload) : payload,
+      })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      service: fc.constantFrom(...imageMethods.keys()),
+      method: fc.oneof(fc.constantFrom("pull", "PULL", "", "__proto__", "constructor", "Pull "), fc.string()),
       payload: fc.option(fc.uint8Array({ maxLength: 16 }), { nil: undefined }),
     }),
   },

@@ -1,0 +1,626 @@
+// Request bodies for message-level fuzzing of tsruncd's image services (Images, Snapshots,
+// ImageTools), as lib/daemon-arbs.ts makes them for Containers/Tasks/Events: structured hostile
+// requests (names and keys like `../x`, 10,000 characters, NUL bytes; labels at and over the
+// limits; filters that do not parse or backtrack; descriptors naming blobs that are not there;
+// snapshot chains through keys that exist, do not, or are the imported image's layer), then maybe
+// mutated at the byte level, re-encoded with wrong wire types, replaced by protobuf soup or random
+// bytes. Import (a client stream) gets small archives made here (an OCI layout with one layer,
+// gzip'd or not, named or not; a docker-archive), mutated or replaced by random bytes, cut into
+// chunks that may be undecodable themselves, and sent to the end or abandoned.
+//
+// Safety: every Pull goes through lib/pull-guard.ts (the dead registry 127.0.0.1:1, or a ref the
+// daemon refuses before any network access). Sizes are bounded: an archive is at most ~70 KiB,
+// random bodies at most 64 KiB, a campaign's imports a few MiB in all; the content the campaign
+// made is removed through the API afterwards.
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { hostPlatform } from "@tsrunc/images/distribution";
+import { makeTar } from "@tsrunc/images/distribution/test-registry";
+import { ImagesService, ImageToolsService, SnapshotsService } from "@tsrunc/protocol/daemon";
+import type { AnyMethod } from "@tsrunc/ttrpc";
+import fc from "fast-check";
+import {
+  byteMutate,
+  type DaemonInput,
+  hostileFilters,
+  hostileIds,
+  labelsArb,
+  type NsSpec,
+  soup,
+} from "./daemon-arbs.js";
+import { imageMethods } from "./daemon-profile.js";
+import { DEAD_REGISTRY, sanitizePull } from "./pull-guard.js";
+
+export interface ImageInput extends DaemonInput {
+  /** Import: the messages after the request (each an ImportChunk, or bytes that are not one). */
+  chunks?: Uint8Array[];
+  /** Import: close the sending side after the chunks (else the stream is abandoned after streamMs). */
+  close?: boolean;
+}
+
+const I = ImagesService.name;
+const S = SnapshotsService.name;
+const T = ImageToolsService.name;
+
+// ---------------------------------------------------------------------------------------------
+// small archives, made once
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const host = hostPlatform();
+const platform = {
+  os: host.os,
+  architecture: host.architecture,
+  ...(host.variant ? { variant: host.variant } : {}),
+};
+
+const LAYER = makeTar([
+  { name: "bin", dir: true },
+  { name: "etc", dir: true },
+  {
+    name: "etc/passwd",
+    data: Buffer.from("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+  },
+  { name: "etc/group", data: Buffer.from("root:x:0:\napp:x:1000:\nextra:x:2000:app\n") },
+  { name: "hello.txt", data: Buffer.alloc(20000, 0x61) },
+]);
+/** The layer's diff id: the image's only chain id (a snapshot key the campaign aims at). */
+export const LAYER_CHAIN = `sha256:${sha(LAYER)}`;
+const LAYER_GZ = gzipSync(LAYER);
+
+interface Blob {
+  hex: string;
+  data: Buffer;
+}
+const blob = (data: Buffer): Blob => ({ hex: sha(data), data });
+
+function ociArchive(name: string | undefined, gzLayer: boolean): Buffer {
+  const layer = blob(gzLayer ? LAYER_GZ : LAYER);
+  const config = blob(
+    json({
+      ...platform,
+      config: { User: "app", Cmd: ["/bin/sh"] },
+      rootfs: { type: "layers", diff_ids: [LAYER_CHAIN] },
+    }),
+  );
+  const manifest = blob(
+    json({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: `sha256:${config.hex}`,
+        size: config.data.length,
+      },
+      layers: [
+        {
+          mediaType: `application/vnd.oci.image.layer.v1.tar${gzLayer ? "+gzip" : ""}`,
+          digest: `sha256:${layer.hex}`,
+          size: layer.data.length,
+        },
+      ],
+    }),
+  );
+  const index = json({
+    schemaVersion: 2,
+    manifests: [
+      {
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: `sha256:${manifest.hex}`,
+        size: manifest.data.length,
+        platform,
+        annotations: name
+          ? { "io.containerd.image.name": name, "org.opencontainers.image.ref.name": "1" }
+          : { "org.opencontainers.image.ref.name": "latest" },
+      },
+    ],
+  });
+  return makeTar([
+    { name: "oci-layout", data: json({ imageLayoutVersion: "1.0.0" }) },
+    { name: "blobs", dir: true },
+    { name: "blobs/sha256", dir: true },
+    ...[layer, config, manifest].map((b) => ({ name: `blobs/sha256/${b.hex}`, data: b.data })),
+    { name: "index.json", data: index },
+  ]);
+}
+
+function dockerArchive(tag: string): Buffer {
+  const config = json({
+    ...platform,
+    config: { User: "1000:2000" },
+    rootfs: { type: "layers", diff_ids: [LAYER_CHAIN] },
+  });
+  const cfgName = `${sha(config)}.json`;
+  return makeTar([
+    { name: cfgName, data: config },
+    { name: "l1", dir: true },
+    { name: "l1/layer.tar", data: LAYER },
+    { name: "manifest.json", data: json([{ Config: cfgName, RepoTags: [tag], Layers: ["l1/layer.tar"] }]) },
+  ]);
+}
+
+/** Names the archives give their images (the campaign's Config, Export and Delete aim at them). */
+export const FUZZ_IMAGES = ["fz.local/img:1", "fz.local/gz:1", "fz.local/dock:2", "fz/base:latest"];
+const PLAIN = [
+  { what: "oci", bytes: ociArchive("fz.local/img:1", false) },
+  { what: "oci, gzip'd layer", bytes: ociArchive("fz.local/gz:1", true) },
+  { what: "oci, unnamed", bytes: ociArchive(undefined, false) },
+  { what: "docker", bytes: dockerArchive("fz.local/dock:2") },
+];
+export const ARCHIVES: readonly { what: string; bytes: Buffer }[] = [
+  ...PLAIN,
+  ...PLAIN.slice(0, 2).map((a) => ({ what: `${a.what}, gzip'd archive`, bytes: gzipSync(a.bytes) })),
+];
+
+/**
+ * Namespaces: the test's, none ("default"), or raw values whose first (the one the daemon reads)
+ * is "default", "fzns" or invalid, so that everything the campaign makes is in a namespace its
+ * cleanup visits (a random valid one would hide content from it).
+ */
+export const IMAGE_NAMESPACES = ["default", "fzns"];
+const imageNsArb: fc.Arbitrary<NsSpec> = fc.oneof(
+  { weight: 16, arbitrary: fc.constant<NsSpec>({ k: "test" }) },
+  { weight: 1, arbitrary: fc.constant<NsSpec>({ k: "none" }) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(
+        fc.oneof(
+          fc.constantFrom(...IMAGE_NAMESPACES, "../x", "", "a".repeat(77), "ns\0", "é", ".s", "-x", "a/b"),
+          fc.string({ maxLength: 12 }).map((s) => `${s}/`),
+        ),
+        fc.array(fc.string({ maxLength: 12 }), { maxLength: 2 }),
+      )
+      .map(([first, rest]): NsSpec => ({ k: "raw", values: [first, ...rest] })),
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// structured requests
+
+const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const snapshotLabels: fc.Arbitrary<Record<string, string>> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({}) },
+  {
+    weight: 3,
+    arbitrary: fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 20 }), { maxKeys: 4 }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Record<string, string>>(
+      { "containerd.io/gc.root": "x" },
+      { "containerd.io/snapshot.ref": "fz" },
+      { x: "a".repeat(4095) },
+      { x: "a".repeat(70000) },
+      Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`l${i}`, "v".repeat(4000)])),
+      Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`l${i}`, "v".repeat(4000)])),
+      { __proto__: "p", constructor: "c" } as Record<string, string>,
+    ),
+  },
+);
+
+function fields() {
+  const name = fc.oneof(
+    { weight: 10, arbitrary: fc.constantFrom(...FUZZ_IMAGES) },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(
+        ...hostileIds,
+        "docker.io/library/fz:latest",
+        "UPPER/x:1",
+        "a:b:c",
+        "x@sha256:zz",
+        `fz@sha256:${"c".repeat(64)}`,
+        "a".repeat(4097),
+      ),
+    },
+    { weight: 1, arbitrary: fc.string({ maxLength: 20, unit: "binary" }) },
+  );
+  const digest = fc.oneof(
+    fc.constantFrom(
+      `sha256:${"c".repeat(64)}`,
+      LAYER_CHAIN,
+      "",
+      "sha256:",
+      "sha256:../../../etc/passwd",
+      `sha512:${"d".repeat(128)}`,
+      "md5:abc",
+      `sha256:${"C".repeat(64)}`,
+    ),
+    fc.string({ maxLength: 80 }),
+  );
+  const target = fc.record(
+    {
+      mediaType: fc.oneof(
+        fc.constantFrom(MANIFEST, "application/vnd.oci.image.index.v1+json", "", "x/y"),
+        fc.string({ maxLength: 30 }),
+      ),
+      digest,
+      size: fc.oneof(fc.nat(100000), fc.constantFrom(-1, 0, 2 ** 53 - 1)),
+      annotations: fc.oneof(
+        fc.constant({}),
+        fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+      ),
+    },
+    { requiredKeys: [] },
+  );
+  const image = fc.record({ name, labels: labelsArb, target }, { requiredKeys: ["name"] });
+  const filters = fc.array(
+    fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...hostileFilters) },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom(
+          "name==fz.local/img:1",
+          "name~=^fz",
+          "name~=^(f+)+$",
+          `target.digest==${LAYER_CHAIN}`,
+          "target.mediatype~=json",
+          "labels.x",
+          "kind==committed",
+          "kind==active",
+          "parent==",
+          `parent==${LAYER_CHAIN}`,
+          "name~=(k|k)*z",
+        ),
+      },
+      { weight: 1, arbitrary: fc.string() },
+    ),
+    { maxLength: 3 },
+  );
+  const snapshotter = fc.oneof(
+    { weight: 8, arbitrary: fc.constant("overlayfs") },
+    { weight: 2, arbitrary: fc.constant("") },
+    { weight: 1, arbitrary: fc.constantFrom("btrfs", "native", "OVERLAYFS", "../x", "overlayfs\0") },
+    { weight: 1, arbitrary: fc.string({ maxLength: 10 }) },
+  );
+  const key = fc.oneof(
+    { weight: 10, arbitrary: fc.constantFrom("k1", "k2", "k3", "k4", "c1", "c2") },
+    { weight: 4, arbitrary: fc.constant(LAYER_CHAIN) },
+    { weight: 3, arbitrary: fc.constantFrom(...hostileIds, "a".repeat(4097), "tsrunc-view-x") },
+    { weight: 1, arbitrary: fc.string({ maxLength: 20, unit: "binary" }) },
+  );
+  const parent = fc.oneof({ weight: 3, arbitrary: fc.constant("") }, { weight: 5, arbitrary: key });
+  const platform = fc.oneof(
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom("", "", `${host.os}/${host.architecture}`, "linux/arm64", "windows/amd64"),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom("linux", "amd64", "a/b/c/d", "linux/amd64/v99", "/", "//", "linux/", "é/é"),
+    },
+    { weight: 1, arbitrary: fc.string({ maxLength: 16 }) },
+  );
+  const mask = fc.option(
+    fc.record({
+      paths: fc.array(
+        fc.oneof(
+          fc.constantFrom("labels", "labels.x", "labels.__proto__", "target", "name", "annotations"),
+          fc.constantFrom("createdat", "", "labels.", "kind", "parent", "target.digest"),
+          fc.string({ maxLength: 12 }),
+        ),
+        { maxLength: 4 },
+      ),
+    }),
+    { nil: undefined },
+  );
+  return { name, image, filters, snapshotter, key, parent, platform, mask };
+}
+
+/** Refs for Pull (the pull guard points every one that parses at the dead registry). */
+const refArb = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      `${DEAD_REGISTRY}/fz/img:1`,
+      `${DEAD_REGISTRY}/fz/img@sha256:${"c".repeat(64)}`,
+      `${DEAD_REGISTRY}/fz/img:1@sha256:${"c".repeat(64)}`,
+      `${DEAD_REGISTRY}/${"a/".repeat(100)}x`,
+      `${DEAD_REGISTRY}/fz/${"x".repeat(300)}`,
+    ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      "",
+      " ",
+      "busybox",
+      "docker.io/Library/x",
+      "UPPER/x",
+      "../x",
+      "a".repeat(64 * 1024),
+      "c".repeat(64),
+      "x@sha256:zz",
+      "x:",
+      ":x",
+      "[::1]:5000/x",
+      "127.0.0.1:99999999999999999999/x",
+      "localhost/x:1",
+      "a\0b",
+      "é",
+      "x:tag@",
+      `${DEAD_REGISTRY}/x:${"t".repeat(200)}`,
+    ),
+  },
+  { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
+);
+
+const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const user = fc.oneof(
+  fc.constantFrom("", "root", "0", "0:0", "app", "1000:1000", "app:extra", "nobody:nogroup", ":", "a:b:c"),
+  fc.constantFrom("-1", "4294967296", "99999999999999999999", "x".repeat(5000), "app:", ":app", "\0"),
+  fc.string({ maxLength: 12 }),
+);
+
+function requestArb(service: string, method: string): fc.Arbitrary<Record<string, unknown>> {
+  const f = fields();
+  if (service === I) {
+    switch (method) {
+      case "Create":
+        return fc.record({ image: f.image });
+      case "Update":
+        return fc.record({ image: f.image, updateMask: f.mask });
+      case "List":
+        return fc.record({ filters: f.filters });
+      case "Delete":
+        return fc.record({ name: f.name, sync: fc.boolean() });
+      default:
+        return fc.record({ name: f.name });
+    }
+  }
+  if (service === S) {
+    switch (method) {
+      case "Prepare":
+      case "View":
+        return fc.record({
+          snapshotter: f.snapshotter,
+          key: f.key,
+          parent: f.parent,
+          labels: snapshotLabels,
+        });
+      case "Commit":
+        return fc.record({ snapshotter: f.snapshotter, name: f.key, key: f.key, labels: snapshotLabels });
+      case "Update":
+        return fc.record({
+          snapshotter: f.snapshotter,
+          info: fc.record(
+            {
+              name: f.key,
+              parent: f.parent,
+              kind: fc.nat(5),
+              labels: snapshotLabels,
+            },
+            { requiredKeys: ["name"] },
+          ),
+          updateMask: f.mask,
+        });
+      case "List":
+        return fc.record({ snapshotter: f.snapshotter, filters: f.filters });
+      case "Cleanup":
+        return fc.record({ snapshotter: f.snapshotter });
+      default:
+        return fc.record({ snapshotter: f.snapshotter, key: f.key });
+    }
+  }
+  switch (method) {
+    case "Pull":
+      return fc.record(
+        {
+          ref: refArb,
+          platform: f.platform,
+          plainHttp: fc.boolean(),
+          caPem: fc.oneof(
+            { weight: 6, arbitrary: fc.constant(new Uint8Array(0)) },
+            {
+              weight: 1,
+              arbitrary: fc.constantFrom(
+                Buffer.from(PEM),
+                Buffer.from(PEM.repeat(3)),
+                Buffer.from("-----BEGIN CERTIFICATE-----"),
+                Buffer.alloc(4096, 0x41),
+              ),
+            },
+            { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+          ),
+          username: fc.oneof(fc.constant(""), fc.string({ maxLength: 10 })),
+          password: fc.oneof(fc.constant(""), fc.string({ maxLength: 10 })),
+          unpack: fc.boolean(),
+          snapshotter: f.snapshotter,
+          maxConcurrentDownloads: fc.oneof(fc.nat(20), fc.constantFrom(0xffffffff, 0x7fffffff)),
+        },
+        { requiredKeys: ["ref"] },
+      );
+    case "Export":
+      return fc.record({
+        names: fc.oneof(
+          fc.array(f.name, { maxLength: 3 }),
+          fc.constant(Array.from({ length: 300 }, () => "fz.local/img:1")),
+        ),
+        platform: f.platform,
+      });
+    case "Config":
+      return fc.record({ name: f.name, platform: f.platform, user });
+    case "Prune":
+      return fc.record({ all: fc.boolean() });
+    default:
+      return fc.constant({});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import: archives as chunks
+
+const chunkCodec = ImageToolsService.methods.import.requestType;
+
+const importOptions = fc.record({
+  unpack: fc.boolean(),
+  snapshotter: fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom("", "overlayfs") },
+    { weight: 1, arbitrary: fc.constantFrom("btrfs", "../x") },
+  ),
+  baseName: fc.oneof(
+    { weight: 3, arbitrary: fc.constant("") },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom("fz/base", "FZ/Base", "../x", "a".repeat(300), "fz/base:tag", ""),
+    },
+    { weight: 1, arbitrary: fc.string({ maxLength: 12 }) },
+  ),
+  platform: fc.oneof(
+    { weight: 4, arbitrary: fc.constant("") },
+    { weight: 1, arbitrary: fc.constantFrom("linux/arm64", "bad", "linux/amd64/v99", "a/b/c/d") },
+  ),
+});
+
+const archiveBytes: fc.Arbitrary<{ bytes: Uint8Array; how: string }> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.constantFrom(...ARCHIVES).map((a) => ({ bytes: a.bytes, how: `archive ${a.what}` })),
+  },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(...ARCHIVES),
+        fc.array(fc.record({ at: fc.nat(), kind: fc.nat(), v: fc.nat(255) }), { minLength: 1, maxLength: 4 }),
+      )
+      .map(([a, ops]) => ({ bytes: byteMutate(a.bytes, ops), how: `mutated archive ${a.what}` })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        fc.uint8Array({ maxLength: 2048 }),
+        fc.nat(64 * 1024).map((n) => Buffer.alloc(n, n & 0xff)),
+        fc.constantFrom(gzipSync(Buffer.alloc(0)), Buffer.from([0x1f, 0x8b]), Buffer.alloc(1024)),
+      )
+      .map((bytes) => ({ bytes, how: "random archive" })),
+  },
+);
+
+const importArb: fc.Arbitrary<ImageInput> = fc
+  .record({
+    archive: archiveBytes,
+    cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 5 }),
+    options: fc.option(importOptions, { freq: 4, nil: undefined }),
+    /** Options on a later chunk too, chunks replaced by bytes that are no ImportChunk, none at all. */
+    twist: fc.constantFrom("none", "none", "none", "options again", "bad chunk", "wire type", "no chunks"),
+    twistAt: fc.nat(),
+    junk: fc.uint8Array({ minLength: 1, maxLength: 24 }),
+    close: fc.oneof(
+      { weight: 5, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    ns: imageNsArb,
+    streamMs: fc.nat(200),
+  })
+  .map(({ archive, cuts, options, twist, twistAt, junk, close, ns, streamMs }) => {
+    const b = archive.bytes;
+    const points = [...new Set(cuts.map((c) => Math.floor(c * b.length)))].sort((x, y) => x - y);
+    const parts: Uint8Array[] = [];
+    let at = 0;
+    for (const p of points) {
+      if (p > at) parts.push(b.subarray(at, p));
+      at = Math.max(at, p);
+    }
+    parts.push(b.subarray(at));
+    let chunks = parts.map((data, i) =>
+      chunkCodec.encode({ data, ...(i === 0 && options ? { options } : {}) }),
+    );
+    const i = twistAt % chunks.length;
+    if (twist === "options again")
+      chunks[i] = chunkCodec.encode({ data: parts[i]!, options: options ?? { unpack: true } });
+    if (twist === "bad chunk") chunks[i] = junk;
+    if (twist === "wire type") {
+      const c = Buffer.from(chunks[i]!);
+      if (c.length) c[0] = (c[0]! & ~7) | (junk[0]! % 8);
+      chunks[i] = c;
+    }
+    if (twist === "no chunks") chunks = [];
+    const [first, ...rest] = chunks;
+    return {
+      service: T,
+      method: "Import",
+      payload: first ?? new Uint8Array(0),
+      chunks: first ? rest : [],
+      close,
+      ns,
+      streamMs,
+      how: `${archive.how}${twist === "none" ? "" : `, ${twist}`}${close ? "" : ", abandoned"}`,
+    };
+  });
+
+// ---------------------------------------------------------------------------------------------
+
+const wire: { service: string; method: string }[] = [];
+for (const [service, methods] of imageMethods)
+  for (const method of methods.keys()) if (method !== "Import") wire.push({ service, method });
+// What makes state, more often: records, snapshots, imports.
+for (let i = 0; i < 2; i++)
+  wire.push(
+    { service: I, method: "Create" },
+    { service: S, method: "Prepare" },
+    { service: S, method: "Commit" },
+    { service: T, method: "Config" },
+  );
+
+export function imageInputArb(): fc.Arbitrary<ImageInput> {
+  const unaryish = fc.constantFrom(...wire).chain(({ service, method }) => {
+    const codec = imageMethods.get(service)!.get(method)!.requestType as AnyMethod["requestType"];
+    const structured = requestArb(service, method).map((r) => ({
+      bytes: codec.encode(r),
+      how: "structured",
+    }));
+    return fc
+      .record({
+        body: fc.oneof(
+          { weight: 16, arbitrary: structured },
+          {
+            weight: 4,
+            arbitrary: fc
+              .tuple(
+                structured,
+                fc.array(fc.record({ at: fc.nat(), kind: fc.nat(), v: fc.nat(255) }), {
+                  minLength: 1,
+                  maxLength: 4,
+                }),
+              )
+              .map(([s, ops]) => ({ bytes: byteMutate(s.bytes, ops), how: "mutated" })),
+          },
+          {
+            weight: 2,
+            arbitrary: fc.tuple(structured, fc.nat(), fc.nat(7)).map(([s, at, w]) => {
+              const b = Buffer.from(s.bytes);
+              if (b.length) b[at % b.length] = (b[at % b.length]! & ~7) | w;
+              return { bytes: b, how: "wrong wire type" };
+            }),
+          },
+          { weight: 2, arbitrary: soup.map((bytes) => ({ bytes, how: "protobuf soup" })) },
+          {
+            weight: 1,
+            arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ bytes, how: "random bytes" })),
+          },
+        ),
+        ns: imageNsArb,
+        streamMs: fc.nat(200),
+      })
+      .map(
+        ({ body, ns, streamMs }): ImageInput => ({
+          service,
+          method,
+          payload: sanitizeImage(service, method, body.bytes),
+          ns,
+          streamMs,
+          how: body.how,
+        }),
+      );
+  });
+  // Import as often as any three other methods.
+  return fc.oneof({ weight: 10, arbitrary: unaryish }, { weight: 1, arbitrary: importArb });
+}
+
+/** The safety net: a Pull goes to the dead registry (or is refused before any network access). */
+export function sanitizeImage(service: string, method: string, bytes: Uint8Array): Uint8Array {
+  return service === T && method === "Pull" ? sanitizePull(bytes) : bytes;
+}
