@@ -6,6 +6,7 @@
 // iptables lines.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { iptablesLines, sweepIptables } from "@tsrunc/daemon/testing/iptables-sweep";
 import { execaSync } from "execa";
 
 export interface TestNetwork {
@@ -78,57 +79,4 @@ export function testNetwork(tempRoot: string): TestNetwork {
       sweepIptables(name);
     },
   };
-}
-
-/** iptables-save lines (nat and filter) that mention `marker`. */
-export function iptablesLines(marker: string): string[] {
-  const out: string[] = [];
-  for (const table of ["nat", "filter"]) {
-    const r = execaSync("iptables-save", ["-t", table], { reject: false });
-    for (const l of String(r.stdout).split("\n")) if (l.includes(marker)) out.push(`${table} ${l}`);
-  }
-  return out;
-}
-
-/** An iptables-save rule as argv (double quotes with backslash escapes, as it writes them). */
-function splitRule(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let quoted = false;
-  let any = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as string;
-    if (quoted) {
-      if (c === "\\" && i + 1 < line.length) cur += line[++i];
-      else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') {
-      quoted = true;
-      any = true;
-    } else if (c === " ") {
-      if (any || cur) out.push(cur);
-      cur = "";
-      any = false;
-    } else cur += c;
-  }
-  if (any || cur) out.push(cur);
-  return out;
-}
-
-/** Deletes every rule naming `marker`, then the per-container chains those rules used. */
-export function sweepIptables(marker: string): void {
-  for (const table of ["nat", "filter"]) {
-    const r = execaSync("iptables-save", ["-t", table], { reject: false });
-    const chains = new Set<string>();
-    for (const l of String(r.stdout).split("\n")) {
-      if (!l.startsWith("-A ") || !l.includes(marker)) continue;
-      const argv = splitRule(l);
-      for (const a of argv) if (/^CNI-(DN-|SN-)?[0-9a-f]{20,}$/.test(a)) chains.add(a);
-      execaSync("iptables", ["-w", "-t", table, "-D", ...argv.slice(1)], { reject: false });
-    }
-    for (const c of chains) {
-      execaSync("iptables", ["-w", "-t", table, "-F", c], { reject: false });
-      execaSync("iptables", ["-w", "-t", table, "-X", c], { reject: false });
-    }
-  }
 }
