@@ -159,7 +159,8 @@ export async function connect(opts: ConnectOptions = {}): Promise<TsruncClient> 
   return new TsruncClient(client, address, namespace);
 }
 
-type OptsFn = (o: CallOpts | undefined) => CallOptions;
+/** @internal How an API class turns a call's options into ttrpc's (the namespace header, the timeout). */
+export type OptsFn = (o: CallOpts | undefined) => CallOptions;
 
 function packSpec<T>(v: T | Any, type: typeof OciSpecType | typeof OciProcessType): Any {
   return isAny(v) ? v : packAny(type as never, v);

@@ -3,8 +3,8 @@
 // the snapshot's mounts go to the shim in Tasks.Create as the rootfs.
 
 import { type MessageInit, SnapshotsService, type snapshotsapi, type types } from "@tsrunc/protocol";
-import { type CallOptions, type Client, type ClientStub, Code, isCode } from "@tsrunc/ttrpc";
-import type { CallOpts } from "./client.js";
+import { type Client, type ClientStub, Code, isCode } from "@tsrunc/ttrpc";
+import type { CallOpts, OptsFn } from "./client.js";
 import { DEFAULT_SNAPSHOTTER } from "./images.js";
 
 export type SnapshotInfo = snapshotsapi.Info;
@@ -19,8 +19,21 @@ export interface PrepareInit {
   snapshotter?: string;
 }
 
-type OptsFn = (o: CallOpts | undefined) => CallOptions;
 type SnapOpts = CallOpts & { snapshotter?: string };
+
+/** Prepare's and View's request (the same fields: a key on a parent, with labels). */
+const prepareRequest = (req: PrepareInit) => ({
+  snapshotter: req.snapshotter ?? DEFAULT_SNAPSHOTTER,
+  key: req.key,
+  parent: req.parent ?? "",
+  labels: req.labels ?? {},
+});
+
+/** The request of the calls that name one snapshot: Mounts, Remove, Stat, Usage. */
+const keyRequest = (key: string, o: SnapOpts | undefined) => ({
+  snapshotter: o?.snapshotter ?? DEFAULT_SNAPSHOTTER,
+  key,
+});
 
 export class SnapshotsApi {
   readonly #stub: ClientStub<typeof SnapshotsService>;
@@ -34,42 +47,20 @@ export class SnapshotsApi {
 
   /** An active (writable) snapshot on `parent`; resolves to its mounts. */
   async prepare(req: PrepareInit, o?: CallOpts): Promise<Mount[]> {
-    const res = await this.#stub.prepare(
-      {
-        snapshotter: req.snapshotter ?? DEFAULT_SNAPSHOTTER,
-        key: req.key,
-        parent: req.parent ?? "",
-        labels: req.labels ?? {},
-      },
-      this.#opts(o),
-    );
-    return res.mounts;
+    return (await this.#stub.prepare(prepareRequest(req), this.#opts(o))).mounts;
   }
 
   /** A read-only view on `parent`; resolves to its mounts. */
   async view(req: PrepareInit, o?: CallOpts): Promise<Mount[]> {
-    const res = await this.#stub.view(
-      {
-        snapshotter: req.snapshotter ?? DEFAULT_SNAPSHOTTER,
-        key: req.key,
-        parent: req.parent ?? "",
-        labels: req.labels ?? {},
-      },
-      this.#opts(o),
-    );
-    return res.mounts;
+    return (await this.#stub.view(prepareRequest(req), this.#opts(o))).mounts;
   }
 
   async mounts(key: string, o?: SnapOpts): Promise<Mount[]> {
-    const res = await this.#stub.mounts(
-      { snapshotter: o?.snapshotter ?? DEFAULT_SNAPSHOTTER, key },
-      this.#opts(o),
-    );
-    return res.mounts;
+    return (await this.#stub.mounts(keyRequest(key, o), this.#opts(o))).mounts;
   }
 
   async remove(key: string, o?: SnapOpts): Promise<void> {
-    await this.#stub.remove({ snapshotter: o?.snapshotter ?? DEFAULT_SNAPSHOTTER, key }, this.#opts(o));
+    await this.#stub.remove(keyRequest(key, o), this.#opts(o));
   }
 
   /** Removes a snapshot, treating one already gone as removed (ctr's WithSnapshotCleanup). */
@@ -84,11 +75,7 @@ export class SnapshotsApi {
   }
 
   async stat(key: string, o?: SnapOpts): Promise<SnapshotInfo> {
-    const res = await this.#stub.stat(
-      { snapshotter: o?.snapshotter ?? DEFAULT_SNAPSHOTTER, key },
-      this.#opts(o),
-    );
-    return res.info;
+    return (await this.#stub.stat(keyRequest(key, o), this.#opts(o))).info;
   }
 
   /** Every snapshot (List is a server stream of batches), or those matching containerd filters. */
@@ -103,10 +90,7 @@ export class SnapshotsApi {
   }
 
   async usage(key: string, o?: SnapOpts): Promise<{ size: number; inodes: number }> {
-    const res = await this.#stub.usage(
-      { snapshotter: o?.snapshotter ?? DEFAULT_SNAPSHOTTER, key },
-      this.#opts(o),
-    );
+    const res = await this.#stub.usage(keyRequest(key, o), this.#opts(o));
     return { size: res.size, inodes: res.inodes };
   }
 }
