@@ -13,12 +13,18 @@
 // Ctrl-C. Exits non-zero only when something fails (a run, the cleanup), not when a goal is missed.
 
 import { statSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { execa } from "execa";
-import { type Containerd, startContainerd, type TestLike } from "../../../test/helpers/containerd.js";
+import { type Containerd, startContainerd } from "../../../test/helpers/containerd.js";
 import { repo } from "../bench-shim/paths.js";
+import {
+  BenchHarness,
+  benchEnv,
+  intOption,
+  loadNow,
+  printResult,
+  sectionsOption,
+} from "../lib/bench-harness.js";
 import { BenchDaemon } from "./daemon.js";
 import { goFleet, oursFleet } from "./fleet.js";
 import { containerdMemory, idleMemory, tsruncdMemory } from "./mem.js";
@@ -37,60 +43,17 @@ const { values: opt } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const int = (name: "runs" | "warmup" | "containers" | "repeats" | "settle-ms", min: number) => {
-  const n = Number(opt[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return n;
-};
-const RUNS = int("runs", 1);
-const WARMUP = int("warmup", 0);
-const CONTAINERS = int("containers", 1);
-const REPEATS = int("repeats", 1);
-const SETTLE_MS = int("settle-ms", 0);
-const SECTIONS = new Set(opt.only.split(",").filter(Boolean));
-for (const s of SECTIONS)
-  if (!["run", "reconnect", "mem"].includes(s)) throw new Error(`--only: unknown ${s} (run, reconnect, mem)`);
+const RUNS = intOption(opt, "runs", 1);
+const WARMUP = intOption(opt, "warmup", 0);
+const CONTAINERS = intOption(opt, "containers", 1);
+const REPEATS = intOption(opt, "repeats", 1);
+const SETTLE_MS = intOption(opt, "settle-ms", 0);
+const SECTIONS = sectionsOption(opt.only, ["run", "reconnect", "mem"]);
 
-/** Progress on stderr (stdout carries the report or the JSON). */
-const note = (msg: string) => process.stderr.write(`bench-daemon: ${msg}\n`);
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-// ---------------------------------------------------------------------------------------------
-// The harness wants a tap-like `t`: teardowns run at the end (LIFO); its exit hook sweeps on
-// Ctrl-C or a crash. passing() false makes containerd's teardown print its log tail.
-
-let failed = false;
-const teardowns: Array<() => unknown> = [];
-const t: TestLike = {
-  teardown: (fn) => teardowns.push(fn),
-  passing: () => !failed,
-  ok: () => true,
-  comment: () => {},
-};
-let daemon: BenchDaemon | undefined;
-let containerd: Containerd | undefined;
-
-async function runTeardowns(): Promise<string[]> {
-  const errors: string[] = [];
-  // tsruncd first (SIGTERM: it leaves the containers to the sweep), then containerd's and our sweeps.
-  await daemon?.stop().catch((e) => errors.push(`stopping tsruncd: ${message(e)}`));
-  if (containerd) errors.push(...(await containerd.stop()));
-  if (daemon) errors.push(...daemon.root.cleanup());
-  for (let fn = teardowns.pop(); fn; fn = teardowns.pop()) {
-    try {
-      const r = await fn();
-      if (Array.isArray(r)) errors.push(...r.map(String));
-    } catch (e) {
-      errors.push(String(e));
-    }
-  }
-  return errors;
-}
-
-async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
-  const r = await execa(cmd, args, { reject: false });
-  return re.exec(String(r.stdout))?.[1] ?? "?";
-}
+// The harness's `t` and the end of the run: tsruncd first (SIGTERM: it leaves the containers to
+// the sweep), then containerd, tsruncd's sweep and the teardowns (LIFO).
+const h = new BenchHarness<Containerd>("bench-daemon");
+const { note, t } = h;
 
 const built = (p: string) => {
   try {
@@ -103,13 +66,14 @@ const built = (p: string) => {
 async function bench(result: BenchResult, failures: string[]): Promise<void> {
   note("installing tsrunc into a temp prefix, starting tsruncd");
   const d = await BenchDaemon.create(t);
-  daemon = d;
+  h.daemon = d;
   await d.start();
+  let cd: Containerd | undefined;
   if (SECTIONS.has("run") || SECTIONS.has("mem")) {
     note("starting a private containerd");
-    containerd = await startContainerd(t, { logLevel: "info" });
+    cd = await startContainerd(t, { logLevel: "info" });
+    h.containerds.push(cd);
   }
-  const cd = containerd;
   const ctrRootfs = cd?.rootfs();
 
   if (SECTIONS.has("run") && cd && ctrRootfs) {
@@ -183,47 +147,26 @@ function judge(r: BenchResult): void {
   }
 }
 
-let code = 0;
 const failures: string[] = [];
 const result: BenchResult = {
   env: {
-    node: process.version,
-    containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
-    runc: await version("runc", ["--version"], /runc version (\S+)/),
-    cpus: availableParallelism(),
+    ...(await benchEnv()),
     installedFrom: repo,
     built: {
       shim: built("packages/shim-runc-v2/dist/bin/tsrunc-shim.js"),
       tsruncd: built("packages/daemon/dist/bin/tsruncd.bundle.js"),
       tsctl: built("packages/client/dist/bin/tsctl.bundle.js"),
     },
-    loadBefore: loadavg().map((v) => v.toFixed(2)),
   },
   goals: [],
 };
-let completed = false;
-try {
-  await bench(result, failures);
-  completed = true;
-  if (failures.length) {
-    code = 1;
-    note(`FAILED: ${failures.length} run(s) failed (see above)`);
-  }
-} catch (e) {
-  failed = true;
-  code = 1;
-  note(`FAILED: ${message(e)}`);
-}
-result.env.loadAfter = loadavg().map((v) => v.toFixed(2));
-note("cleaning up");
-const cleanupErrors = await runTeardowns();
-if (cleanupErrors.length) {
-  code = 1;
-  note(`cleanup problems: ${cleanupErrors.join("; ")}`);
-}
+const { code, completed } = await h.run(
+  () => bench(result, failures),
+  failures,
+  () => {
+    result.env.loadAfter = loadNow();
+  },
+);
 judge(result);
-if (completed || result.run || result.reconnect || result.mem) {
-  if (opt.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${report(result)}\n`);
-}
+if (completed || result.run || result.reconnect || result.mem) printResult(result, opt.json, report);
 process.exit(code);

@@ -18,16 +18,23 @@
 //          [--only pull,run] [--json]
 
 import { rmSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "@tsrunc/client";
-import { execa } from "execa";
-import { type Containerd, startContainerd, type TestLike } from "../../../test/helpers/containerd.js";
+import { type Containerd, startContainerd } from "../../../test/helpers/containerd.js";
 import { tempRoot } from "../../../test/helpers/temp-root.js";
 import { BenchDaemon } from "../bench-daemon/daemon.js";
 import { GO_RT } from "../bench-daemon/report.js";
 import { ms, ratio, type Summary, summary } from "../bench-shim/measure.js";
+import {
+  BenchHarness,
+  benchEnv,
+  intOption,
+  loadNow,
+  message,
+  printResult,
+  sectionsOption,
+} from "../lib/bench-harness.js";
 import { type BenchImage, buildAndServe } from "./image.js";
 
 const { values: opt } = parseArgs({
@@ -41,51 +48,17 @@ const { values: opt } = parseArgs({
     json: { type: "boolean", default: false },
   },
 });
-const int = (name: "pulls" | "runs" | "warmup" | "layers" | "size-mb", min: number) => {
-  const n = Number(opt[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return n;
-};
-const PULLS = int("pulls", 1);
-const RUNS = int("runs", 1);
-const WARMUP = int("warmup", 0);
-const LAYERS = int("layers", 1);
-const SIZE_MB = int("size-mb", 1);
-const SECTIONS = new Set(opt.only.split(",").filter(Boolean));
-for (const s of SECTIONS)
-  if (!["pull", "run"].includes(s)) throw new Error(`--only: unknown ${s} (pull, run)`);
+const PULLS = intOption(opt, "pulls", 1);
+const RUNS = intOption(opt, "runs", 1);
+const WARMUP = intOption(opt, "warmup", 0);
+const LAYERS = intOption(opt, "layers", 1);
+const SIZE_MB = intOption(opt, "size-mb", 1);
+const SECTIONS = sectionsOption(opt.only, ["pull", "run"]);
 const GOAL_RATIO = 1.0;
 
-const note = (msg: string) => process.stderr.write(`bench-images: ${msg}\n`);
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-// A tap-like `t` for the harness: teardowns run at the end (LIFO); its exit hook sweeps on Ctrl-C.
-let failed = false;
-const teardowns: Array<() => unknown> = [];
-const t: TestLike = {
-  teardown: (fn) => teardowns.push(fn),
-  passing: () => !failed,
-  ok: () => true,
-  comment: () => {},
-};
-let daemon: BenchDaemon | undefined;
-const containerds: Containerd[] = [];
-
-async function runTeardowns(): Promise<string[]> {
-  const errors: string[] = [];
-  await daemon?.stop().catch((e) => errors.push(`stopping tsruncd: ${message(e)}`));
-  for (const cd of containerds.splice(0)) errors.push(...(await cd.stop()));
-  if (daemon) errors.push(...daemon.root.cleanup());
-  for (let fn = teardowns.pop(); fn; fn = teardowns.pop()) {
-    try {
-      const r = await fn();
-      if (Array.isArray(r)) errors.push(...r.map(String));
-    } catch (e) {
-      errors.push(String(e));
-    }
-  }
-  return errors;
-}
+// The harness's `t` and the end of the run: tsruncd, the containerds, then the teardowns (LIFO).
+const h = new BenchHarness<Containerd>("bench-images");
+const { note, t, containerds } = h;
 
 interface Pair {
   ours: Summary & { samples: number[] };
@@ -295,54 +268,31 @@ function report(r: Result): string {
   return lines.join("\n");
 }
 
-async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
-  const r = await execa(cmd, args, { reject: false });
-  return re.exec(String(r.stdout))?.[1] ?? "?";
-}
-
-const result: Result = {
-  env: {
-    node: process.version,
-    containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
-    runc: await version("runc", ["--version"], /runc version (\S+)/),
-    cpus: availableParallelism(),
-    loadBefore: loadavg().map((v) => v.toFixed(2)),
+const result: Result = { env: await benchEnv(), failures: [], goals: [] };
+const { code } = await h.run(
+  async () => {
+    note("installing tsrunc into a temp prefix");
+    const d = await BenchDaemon.create(t);
+    h.daemon = d;
+    const work = tempRoot(t, { sizeMiB: 2048 });
+    t.teardown(() => work.cleanup());
+    note(`building a ${SIZE_MB} MB image in ${LAYERS}+1 layers with umoci`);
+    const t0 = performance.now();
+    const image = await buildAndServe(t, work.path, { layers: LAYERS, totalMb: SIZE_MB, note });
+    result.image = { ...image, buildMs: performance.now() - t0 };
+    await d.start();
+    if (SECTIONS.has("pull")) result.pull = await benchPull(d, image, result.failures);
+    if (SECTIONS.has("run")) {
+      if (!SECTIONS.has("pull"))
+        await d.tsctlOk(["images", "pull", "--plain-http", "-q", image.ref], { timeoutMs: 600_000 });
+      result.run = { ...(await benchRun(d, image, result.failures)), warmup: WARMUP };
+    }
   },
-  failures: [],
-  goals: [],
-};
-let code = 0;
-try {
-  note("installing tsrunc into a temp prefix");
-  const d = await BenchDaemon.create(t);
-  daemon = d;
-  const work = tempRoot(t, { sizeMiB: 2048 });
-  teardowns.push(() => work.cleanup());
-  note(`building a ${SIZE_MB} MB image in ${LAYERS}+1 layers with umoci`);
-  const t0 = performance.now();
-  const image = await buildAndServe(t, work.path, { layers: LAYERS, totalMb: SIZE_MB, note });
-  result.image = { ...image, buildMs: performance.now() - t0 };
-  await d.start();
-  if (SECTIONS.has("pull")) result.pull = await benchPull(d, image, result.failures);
-  if (SECTIONS.has("run")) {
-    if (!SECTIONS.has("pull"))
-      await d.tsctlOk(["images", "pull", "--plain-http", "-q", image.ref], { timeoutMs: 600_000 });
-    result.run = { ...(await benchRun(d, image, result.failures)), warmup: WARMUP };
-  }
-  if (result.failures.length) code = 1;
-} catch (e) {
-  failed = true;
-  code = 1;
-  note(`FAILED: ${message(e)}`);
-}
-result.env.loadAfter = loadavg().map((v) => v.toFixed(2));
-note("cleaning up");
-const cleanupErrors = await runTeardowns();
-if (cleanupErrors.length) {
-  code = 1;
-  note(`cleanup problems: ${cleanupErrors.join("; ")}`);
-}
+  result.failures,
+  () => {
+    result.env.loadAfter = loadNow();
+  },
+);
 judge(result);
-if (opt.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-else process.stdout.write(`${report(result)}\n`);
+printResult(result, opt.json, report);
 process.exit(code);

@@ -24,18 +24,21 @@
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
 
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
-import { availableParallelism, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
 import { findScopeProcesses } from "../../../test/helpers/cleanup.js";
-import {
-  argValue,
-  type Containerd,
-  startContainerd,
-  type TestLike,
-} from "../../../test/helpers/containerd.js";
+import { argValue, type Containerd, startContainerd } from "../../../test/helpers/containerd.js";
 import { waitFor } from "../../../test/helpers/wait.js";
+import {
+  BenchHarness,
+  benchEnv,
+  intOption,
+  loadNow,
+  message,
+  printResult,
+  sectionsOption,
+} from "../lib/bench-harness.js";
 import { alive, cmdline, ms, ratio, sleep, smapsRollup, summary, threadCount } from "./measure.js";
 import { here, repo, TS_NAME } from "./paths.js";
 import { buildProfilingBundle, type ShimFiles, summarize } from "./profile.js";
@@ -79,13 +82,8 @@ const { values: opt } = parseArgs({
     "containerd-env": { type: "string", multiple: true, default: [] },
   },
 });
-const int = (name: "runs" | "warmup" | "burst" | "settle-ms" | "starts" | "timeline-runs", min: number) => {
-  const n = Number(opt[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return n;
-};
-const RUNS = int("runs", 1);
-const WARMUP = int("warmup", 0);
+const RUNS = intOption(opt, "runs", 1);
+const WARMUP = intOption(opt, "warmup", 0);
 /** The container counts at which idle memory is measured (containers are added up to each). */
 const IDLE = opt.idle
   .split(",")
@@ -93,13 +91,11 @@ const IDLE = opt.idle
   .sort((a, b) => a - b);
 if (!IDLE.length || IDLE.some((n) => !Number.isInteger(n) || n < 1))
   throw new Error("--idle must be a list of integers >= 1 (e.g. 10,50)");
-const BURST = int("burst", 1);
-const SETTLE_MS = int("settle-ms", 0);
-const STARTS = int("starts", 1);
-const TIMELINE_RUNS = int("timeline-runs", 1);
-const SECTIONS = new Set(opt.only.split(",").filter(Boolean));
-for (const s of SECTIONS)
-  if (!["run", "mem", "start", "burst", "timeline"].includes(s)) throw new Error(`--only: unknown ${s}`);
+const BURST = intOption(opt, "burst", 1);
+const SETTLE_MS = intOption(opt, "settle-ms", 0);
+const STARTS = intOption(opt, "starts", 1);
+const TIMELINE_RUNS = intOption(opt, "timeline-runs", 1);
+const SECTIONS = sectionsOption(opt.only, ["run", "mem", "start", "burst", "timeline"]);
 const SHIM_SRC = resolve(opt.shim);
 const ADDON_SRC = join(dirname(SHIM_SRC), "tsrunc_native.node");
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
@@ -113,36 +109,12 @@ const CONTAINERD_ENV: Record<string, string> = Object.fromEntries(
   }),
 );
 
-/** Progress on stderr (stdout carries the report or the JSON). */
-const note = (msg: string) => process.stderr.write(`bench-shim: ${msg}\n`);
-
 // ---------------------------------------------------------------------------------------------
-// The harness wants a tap-like `t`: teardowns run at the end (and the harness's exit hook sweeps
-// on Ctrl-C or a crash); passing() false makes a teardown print containerd's log tail.
+// The harness's `t` and the end of the run: the containerds (stop() is idempotent: the harness's
+// own teardown then finds nothing left to do), then the teardowns (LIFO).
 
-let failed = false;
-const teardowns: Array<() => unknown> = [];
-const t: TestLike = {
-  teardown: (fn) => teardowns.push(fn),
-  passing: () => !failed,
-  ok: () => true,
-  comment: () => {},
-};
-const harnesses: Containerd[] = [];
-async function runTeardowns(): Promise<string[]> {
-  const errors: string[] = [];
-  // stop() is idempotent: the harness's own teardown then finds nothing left to do.
-  for (const cd of harnesses) errors.push(...(await cd.stop()));
-  for (let fn = teardowns.pop(); fn; fn = teardowns.pop()) {
-    try {
-      const r = await fn();
-      if (Array.isArray(r)) errors.push(...r.map(String));
-    } catch (e) {
-      errors.push(String(e));
-    }
-  }
-  return errors;
-}
+const h = new BenchHarness<Containerd>("bench-shim");
+const { note, t } = h;
 
 interface Bench {
   cd: Containerd;
@@ -158,7 +130,7 @@ async function containerd(
   logLevel: "info" | "debug" = "info",
 ): Promise<Bench> {
   const cd = await startContainerd(t, { logLevel, env });
-  harnesses.push(cd);
+  h.containerds.push(cd);
   const bin = join(cd.root, "opt/bin");
   mkdirSync(bin, { recursive: true });
   // A copy, as scripts/install makes: a rebuild by someone else mid-run changes nothing here.
@@ -201,8 +173,6 @@ function shimProcs(cd: Containerd) {
     p.argv.some((a) => a.includes("containerd-shim-")),
   );
 }
-
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 // ---------------------------------------------------------------------------------------------
 // 1. ctr run --rm latency
@@ -649,26 +619,12 @@ async function profile(dirArg: string): Promise<NonNullable<BenchResult["profile
 
 // ---------------------------------------------------------------------------------------------
 
-async function version(cmd: string, args: string[], re: RegExp): Promise<string> {
-  const r = await execa(cmd, args, { reject: false });
-  return re.exec(String(r.stdout))?.[1] ?? "?";
-}
-
 /** Runs the sections; failed `ctr run`s of the run section are added to `failures`. */
 async function bench(failures: string[]): Promise<BenchResult> {
   statSync(ADDON_SRC);
   const st = statSync(SHIM_SRC);
   const result: BenchResult = {
-    env: {
-      node: process.version,
-      containerd: `containerd ${await version("containerd", ["--version"], /containerd \S+ (\S+)/)}`,
-      runc: await version("runc", ["--version"], /runc version (\S+)/),
-      cpus: availableParallelism(),
-      shim: SHIM_SRC,
-      shimBytes: st.size,
-      shimBuilt: st.mtime.toISOString(),
-      loadBefore: loadavg().map((v) => v.toFixed(2)),
-    },
+    env: { ...(await benchEnv()), shim: SHIM_SRC, shimBytes: st.size, shimBuilt: st.mtime.toISOString() },
   };
   const main = await containerd(CONTAINERD_ENV);
   if (SECTIONS.has("run")) {
@@ -688,33 +644,16 @@ async function bench(failures: string[]): Promise<BenchResult> {
   }
   if (SECTIONS.has("timeline")) result.timeline = await benchTimeline();
   if (opt.profile) result.profile = await profile(opt.profile);
-  result.env.loadAfter = loadavg().map((v) => v.toFixed(2));
+  result.env.loadAfter = loadNow();
   return result;
 }
 
-let code = 0;
 let result: BenchResult | undefined;
 const failures: string[] = [];
-try {
+const { code } = await h.run(async () => {
   result = await bench(failures);
-  if (failures.length) {
-    code = 1;
-    process.stderr.write(`bench-shim: FAILED: ${failures.length} run(s) failed (see above)\n`);
-  }
-} catch (e) {
-  failed = true;
-  code = 1;
-  process.stderr.write(`bench-shim: FAILED: ${message(e)}\n`);
-}
-const cleanupErrors = await runTeardowns();
-if (cleanupErrors.length) {
-  code = 1;
-  process.stderr.write(`bench-shim: cleanup problems: ${cleanupErrors.join("; ")}\n`);
-}
-if (result) {
-  if (opt.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else process.stdout.write(`${report(result)}\n`);
-}
+}, failures);
+if (result) printResult(result, opt.json, report);
 process.exit(code);
 
 function lowerFirst(v: unknown): string {
