@@ -9,7 +9,7 @@ import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startRegistry } from "@tsrunc/images/distribution/test-registry";
+import { pushTag, startRegistry } from "@tsrunc/images/distribution/test-registry";
 import { execa } from "execa";
 import type { Test } from "tap";
 import { makeBusyboxRootfs } from "./rootfs.js";
@@ -90,14 +90,7 @@ export async function appImage(t: Test): Promise<AppImage> {
   mkdirSync(regdata);
   const reg = await startRegistry(t, { rootdir: regdata });
   const ref = `${reg.host}/tsrunc/app:1`;
-  await run("skopeo", [
-    "--insecure-policy",
-    "copy",
-    "--quiet",
-    "--dest-tls-verify=false",
-    `oci:${img}`,
-    `docker://${ref}`,
-  ]);
+  await pushTag(layout, "app", ref);
   const ociArchive = join(dir, "app-oci.tar");
   await run("skopeo", [
     "--insecure-policy",

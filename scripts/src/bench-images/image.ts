@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { startRegistry } from "@tsrunc/images/distribution/test-registry";
+import { pushTag, startRegistry } from "@tsrunc/images/distribution/test-registry";
 import { execa } from "execa";
 import type { TestLike } from "../../../test/helpers/containerd.js";
 import { makeBusyboxRootfs } from "../../../test/helpers/rootfs.js";
@@ -60,14 +60,7 @@ export async function buildAndServe(
   const reg = await startRegistry(t as never, { rootdir: regdata });
   const ref = `${reg.host}/bench/big:1`;
   o.note(`pushing ${ref} with skopeo`);
-  await run("skopeo", [
-    "--insecure-policy",
-    "copy",
-    "--quiet",
-    "--dest-tls-verify=false",
-    `oci:${img}`,
-    `docker://${ref}`,
-  ]);
+  await pushTag(layout, "big", ref);
   await rm(layout, { recursive: true, force: true });
   return { ref, layers: o.layers + 1, bytes };
 }
