@@ -1,8 +1,8 @@
 // Networks of a test's own for the CNI tests: a network name (also the marker the plugins put in
 // their iptables comments), a bridge name and a /24 picked at random (test files run in
 // parallel), a conflist whose host-local leases live under the temp root, and a sweep that
-// removes the bridge, every iptables rule naming the network and the per-container chains those
-// rules used, whatever state a failing test left. Leak checks: veths on the bridge, leases,
+// removes the bridge, every iptables rule naming the network or an address of its subnet and the
+// per-container chains those rules used, whatever state a failing test left. Leak checks: veths on the bridge, leases,
 // iptables lines.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -73,10 +73,13 @@ export function testNetwork(tempRoot: string): TestNetwork {
         .filter(Boolean)
         .map((l) => l.split(":")[1]?.trim().split("@")[0] ?? l);
     },
-    iptables: () => iptablesLines(name),
+    // The firewall plugin's CNI-FORWARD rules carry no comment, only the container's address:
+    // they are found by the test's subnet (" 10.x.y." after -s/-d).
+    iptables: () => [...iptablesLines(name), ...iptablesLines(` ${prefix}`)],
     sweep() {
       execaSync("ip", ["link", "del", bridge], { reject: false });
       sweepIptables(name);
+      sweepIptables(` ${prefix}`);
     },
   };
 }

@@ -44,6 +44,13 @@ export interface NetRow {
    * a crash mid-ADD: every DEL error then counts.
    */
   failedAdd?: { ifname: string; plugin: number; error: string };
+  /**
+   * The result of the last plugin that returned while a network's ADD is still under way
+   * (recorded after every plugin). A crash before the network's entry in `results` is written
+   * still leaves DEL a prevResult: without one, the firewall plugin's DEL removes nothing and
+   * its rules for the container's address stay (found by test/daemon-network's crash points).
+   */
+  pending?: { ifname: string; raw: unknown };
   error?: string;
   attempts: number;
   updatedAt: Date;
@@ -67,7 +74,7 @@ const fromRow = (r: Row): NetRow => ({
   phase: r.phase as NetPhase,
   netns: r.netns,
   plan: JSON.parse(r.plan) as NetPlan,
-  ...(JSON.parse(r.results) as Pick<NetRow, "results" | "failedAdd">),
+  ...(JSON.parse(r.results) as Pick<NetRow, "results" | "failedAdd" | "pending">),
   ...(r.error !== null ? { error: r.error } : {}),
   attempts: r.attempts,
   updatedAt: new Date(r.updated_at),
@@ -109,7 +116,11 @@ export class NetStore {
       phase: r.phase,
       netns: r.netns,
       plan: JSON.stringify(r.plan),
-      results: JSON.stringify({ results: r.results, ...(r.failedAdd ? { failedAdd: r.failedAdd } : {}) }),
+      results: JSON.stringify({
+        results: r.results,
+        ...(r.failedAdd ? { failedAdd: r.failedAdd } : {}),
+        ...(r.pending ? { pending: r.pending } : {}),
+      }),
       error: r.error ?? null,
       attempts: r.attempts,
       updated_at: r.updatedAt.getTime(),

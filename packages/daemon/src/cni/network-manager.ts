@@ -115,9 +115,15 @@ export class NetworkManager {
           (plugin) => {
             at = { ifname: net.ifname, plugin };
           },
+          (_plugin, raw) => {
+            row.pending = { ifname: net.ifname, raw };
+            row.updatedAt = new Date();
+            this.store.put(row);
+          },
         );
         failpoint("net:added");
         row.results.push({ name: net.name, ifname: net.ifname, raw: out.raw, result: out.result });
+        delete row.pending;
         row.updatedAt = new Date();
         this.store.put(row);
         log.info(
@@ -161,7 +167,9 @@ export class NetworkManager {
     const failed = row.failedAdd;
     const failedNet = failed ? row.plan.nets.findIndex((n) => n.ifname === failed.ifname) : -1;
     for (const [n, net] of [...row.plan.nets.entries()].reverse()) {
-      const prev = row.results.find((r) => r.ifname === net.ifname)?.raw;
+      const prev =
+        row.results.find((r) => r.ifname === net.ifname)?.raw ??
+        (row.pending?.ifname === net.ifname ? row.pending.raw : undefined);
       // DEL errors that cannot mean a leak (see NetRow.failedAdd).
       const ignore = (i: number, err: unknown) =>
         failed !== undefined &&

@@ -82,7 +82,17 @@ export class CniRunner {
   }
 
   /** ADD: each plugin in order; a failure leaves what earlier plugins did (the caller runs DEL). */
-  async add(list: NetworkConfList, att: Attachment, onPlugin?: (index: number) => void): Promise<AddOutcome> {
+  /**
+   * ADD of the whole list. `onPlugin` hears of each plugin before it runs; `onResult` gets each
+   * plugin's result as soon as it printed it, so a caller can record it before the next plugin
+   * changes anything (what DEL needs after a crash mid-list: see NetworkManager).
+   */
+  async add(
+    list: NetworkConfList,
+    att: Attachment,
+    onPlugin?: (index: number) => void,
+    onResult?: (index: number, raw: unknown) => void,
+  ): Promise<AddOutcome> {
     let prev: unknown;
     for (const [i, plugin] of list.plugins.entries()) {
       onPlugin?.(i);
@@ -95,6 +105,7 @@ export class CniRunner {
       // Checked at every step, so a malformed result names the plugin that printed it.
       parseResult(out, list.cniVersion);
       prev = out;
+      onResult?.(i, out);
     }
     return { raw: prev, result: parseResult(prev, list.cniVersion) };
   }
