@@ -48,8 +48,21 @@ async function collectBlobs(
 ): Promise<boolean> {
   if (depth > 4) throw new TtrpcError(Code.InvalidArgument, "image index nesting too deep");
   if (!(await store.has(target.digest))) return false;
-  const body = JSON.parse((await store.readBlob(target.digest, maxJson)).toString("utf8")) as ImageIndex &
-    ImageManifest;
+  // A record's target may name any blob (Images.Create takes what it is given): a layer or a
+  // JSON scalar is the caller's mistake, not an internal error.
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse((await store.readBlob(target.digest, maxJson)).toString("utf8"));
+  } catch (err) {
+    if (err instanceof TtrpcError) throw err;
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `${target.digest} is not an image index or manifest (not JSON)`,
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new TtrpcError(Code.InvalidArgument, `${target.digest} is not an image index or manifest`);
+  const body = parsed as ImageIndex & ImageManifest;
   const type = typeof body.mediaType === "string" ? body.mediaType : target.mediaType;
   if (isIndexType(type) || Array.isArray(body.manifests)) {
     let any = false;
