@@ -49,13 +49,23 @@ export function shimEnvironment(
   inv: ShimInvocation,
   base: NodeJS.ProcessEnv = process.env,
 ): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) {
-    if (v === undefined || k.startsWith("NODE_")) continue;
-    env[k] = v;
-  }
+  const env = withoutNodeVariables(base);
   env.TTRPC_ADDRESS = inv.ttrpcAddress;
   if (inv.grpcAddress) env.GRPC_ADDRESS = inv.grpcAddress;
   env.NAMESPACE = inv.namespace;
   return env;
+}
+
+/**
+ * `env` without Node's own knobs (NODE_OPTIONS, NODE_EXTRA_CA_CERTS and every other NODE_*): what
+ * a Node shim process is started with, by its caller (shimEnvironment) and by the shim's own
+ * `start` for its server. `keep` leaves them in (a profiler's TSRUNC_KEEP_NODE_ENV=1).
+ */
+export function withoutNodeVariables(env: NodeJS.ProcessEnv, keep = false): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || (!keep && k.startsWith("NODE_"))) continue;
+    out[k] = v;
+  }
+  return out;
 }

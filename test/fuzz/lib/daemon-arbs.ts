@@ -456,6 +456,43 @@ for (const [service, methods] of daemonMethods)
 // The creates thrice as often: most other calls need something created first.
 for (const service of [C, T]) wire.push({ service, method: "Create" }, { service, method: "Create" });
 
+/**
+ * A request body for a method: its structured encoding most of the time, else that encoding
+ * mutated, with one field's wire type changed, protobuf soup, or random bytes (`how` says which).
+ */
+export function hostileBodyArb(
+  structured: fc.Arbitrary<{ bytes: Uint8Array; how: string }>,
+): fc.Arbitrary<{ bytes: Uint8Array; how: string }> {
+  return fc.oneof(
+    { weight: 16, arbitrary: structured },
+    {
+      weight: 4,
+      arbitrary: fc
+        .tuple(
+          structured,
+          fc.array(fc.record({ at: fc.nat(), kind: fc.nat(), v: fc.nat(255) }), {
+            minLength: 1,
+            maxLength: 4,
+          }),
+        )
+        .map(([s, ops]) => ({ bytes: byteMutate(s.bytes, ops), how: "mutated" })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(structured, fc.nat(), fc.nat(7)).map(([s, at, w]) => {
+        const b = Buffer.from(s.bytes);
+        if (b.length) b[at % b.length] = (b[at % b.length]! & ~7) | w;
+        return { bytes: b, how: "wrong wire type" };
+      }),
+    },
+    { weight: 2, arbitrary: soup.map((bytes) => ({ bytes, how: "protobuf soup" })) },
+    {
+      weight: 1,
+      arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ bytes, how: "random bytes" })),
+    },
+  );
+}
+
 export function daemonInputArb(): fc.Arbitrary<DaemonInput> {
   return fc.constantFrom(...wire).chain(({ service, method }) => {
     const codec = daemonMethods.get(service)!.get(method)!.requestType as AnyMethod["requestType"];
@@ -465,34 +502,7 @@ export function daemonInputArb(): fc.Arbitrary<DaemonInput> {
     }));
     return fc
       .record({
-        body: fc.oneof(
-          { weight: 16, arbitrary: structured },
-          {
-            weight: 4,
-            arbitrary: fc
-              .tuple(
-                structured,
-                fc.array(fc.record({ at: fc.nat(), kind: fc.nat(), v: fc.nat(255) }), {
-                  minLength: 1,
-                  maxLength: 4,
-                }),
-              )
-              .map(([s, ops]) => ({ bytes: byteMutate(s.bytes, ops), how: "mutated" })),
-          },
-          {
-            weight: 2,
-            arbitrary: fc.tuple(structured, fc.nat(), fc.nat(7)).map(([s, at, w]) => {
-              const b = Buffer.from(s.bytes);
-              if (b.length) b[at % b.length] = (b[at % b.length]! & ~7) | w;
-              return { bytes: b, how: "wrong wire type" };
-            }),
-          },
-          { weight: 2, arbitrary: soup.map((bytes) => ({ bytes, how: "protobuf soup" })) },
-          {
-            weight: 1,
-            arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ bytes, how: "random bytes" })),
-          },
-        ),
+        body: hostileBodyArb(structured),
         ns: nsArb,
         streamMs: fc.nat(200),
       })

@@ -22,11 +22,11 @@ import fc from "fast-check";
 import {
   byteMutate,
   type DaemonInput,
+  hostileBodyArb,
   hostileFilters,
   hostileIds,
   labelsArb,
   type NsSpec,
-  soup,
 } from "./daemon-arbs.js";
 import { imageMethods } from "./daemon-profile.js";
 import { DEAD_REGISTRY, sanitizePull } from "./pull-guard.js";
@@ -574,34 +574,7 @@ export function imageInputArb(): fc.Arbitrary<ImageInput> {
     }));
     return fc
       .record({
-        body: fc.oneof(
-          { weight: 16, arbitrary: structured },
-          {
-            weight: 4,
-            arbitrary: fc
-              .tuple(
-                structured,
-                fc.array(fc.record({ at: fc.nat(), kind: fc.nat(), v: fc.nat(255) }), {
-                  minLength: 1,
-                  maxLength: 4,
-                }),
-              )
-              .map(([s, ops]) => ({ bytes: byteMutate(s.bytes, ops), how: "mutated" })),
-          },
-          {
-            weight: 2,
-            arbitrary: fc.tuple(structured, fc.nat(), fc.nat(7)).map(([s, at, w]) => {
-              const b = Buffer.from(s.bytes);
-              if (b.length) b[at % b.length] = (b[at % b.length]! & ~7) | w;
-              return { bytes: b, how: "wrong wire type" };
-            }),
-          },
-          { weight: 2, arbitrary: soup.map((bytes) => ({ bytes, how: "protobuf soup" })) },
-          {
-            weight: 1,
-            arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ bytes, how: "random bytes" })),
-          },
-        ),
+        body: hostileBodyArb(structured),
         ns: imageNsArb,
         streamMs: fc.nat(200),
       })

@@ -11,6 +11,7 @@ import type { Server } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { BundleFile, writeAddress, writePidFile } from "@tsrunc/shim-contract/bundle-files";
 import { identifierProblem } from "@tsrunc/shim-contract/identifiers";
+import { withoutNodeVariables } from "@tsrunc/shim-contract/invocation";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
 import { socketAddress, socketPath } from "@tsrunc/shim-contract/socket-path";
 import { Code, isCode } from "@tsrunc/ttrpc/status";
@@ -100,12 +101,7 @@ export async function startShim(
  * an arena of freed pages; measured about 0.5 MB per shim.
  */
 export function serverEnvironment(env: NodeJS.ProcessEnv, group: string): Record<string, string> {
-  const keepNode = env.TSRUNC_KEEP_NODE_ENV === "1";
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined || (!keepNode && k.startsWith("NODE_"))) continue;
-    out[k] = v;
-  }
+  const out = withoutNodeVariables(env, env.TSRUNC_KEEP_NODE_ENV === "1");
   out.TSRUNC_SHIM_GROUP = group;
   out.MALLOC_ARENA_MAX = env.MALLOC_ARENA_MAX ?? "1";
   return out;
