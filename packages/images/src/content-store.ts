@@ -273,12 +273,14 @@ export class ContentStore {
     const { expected = {}, maxBytes } = options;
     if (expected.digest !== undefined) digestHex(expected.digest);
     if (expected.size !== undefined) checkSize(expected.size);
-    const dir = join(this.#ingest, `stream-${randomBytes(12).toString("hex")}`);
-    await mkdir(dir, { mode: 0o700 });
-    const key = dir.slice(this.#ingest.length + 1);
+    const key = `stream-${randomBytes(12).toString("hex")}`;
+    const dir = join(this.#ingest, key);
+    // Locked before the directory exists: a GC's abortIngests that lists it while mkdir is still
+    // settling must already see it held (it removed it under a running import: ENOENT on open).
     this.#locked.add(key);
     let fh: FileHandle | undefined;
     try {
+      await mkdir(dir, { mode: 0o700 });
       const dataPath = join(dir, "data");
       fh = await open(dataPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
       const hash = createHash("sha256");

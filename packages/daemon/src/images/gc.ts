@@ -77,6 +77,11 @@ export class GarbageCollector {
     const { content, snapshotters, images, metadata, leases, log } = this.d;
     const started = Date.now();
     const report: GcReport = { blobsRemoved: 0, snapshotsRemoved: 0, ingestsRemoved: 0, bytesFreed: 0 };
+    // Taken once, before the records are read: a pull whose lease is live now may write its record
+    // after the mark and drop its lease before the sweep; what it made (created after its lease
+    // began) must still be kept. Read again per item, the floor rose in that gap and a Prune took
+    // a finishing pull's snapshots (test/daemon-images, "GC while pulling").
+    const floor = Math.min(leases.floor(), started);
 
     // ---- mark: blobs reachable from image records, chain ids per namespace -------------------
     const durable = images.liveLeaseContent(started);
@@ -99,7 +104,6 @@ export class GarbageCollector {
       const keep = new Set<string>(chainsByNs.get(ns) ?? []);
       for (const c of metadata.listContainers(ns))
         if (c.snapshotKey && (c.snapshotter === "" || c.snapshotter === "overlayfs")) keep.add(c.snapshotKey);
-      const floor = leases.floor();
       const busy = leases.busy(ns);
       const now = Date.now();
       for (const info of infos) {
@@ -147,7 +151,6 @@ export class GarbageCollector {
     // ---- blobs --------------------------------------------------------------------------------
     for (const blob of await content.list()) {
       if (keepBlobs.has(blob.digest)) continue;
-      const floor = leases.floor();
       let appeared: number;
       try {
         appeared = (await stat(content.blobPath(blob.digest))).ctimeMs;
