@@ -1,7 +1,9 @@
-// Mounts the transport-free services on our ttrpc server: containerd's Containers, Tasks,
-// Events, Images and Snapshots services and our ImageTools for clients, and the ttrpc
-// Events/Forward that shims publish to (the same socket is their TTRPC_ADDRESS). A later issue
-// mounts the same handlers on gRPC.
+// Mounts the transport-free services on a Registrar: containerd's Containers, Tasks, Events,
+// Images and Snapshots services and our ImageTools for clients, and the ttrpc Events/Forward
+// that shims publish to (the ttrpc socket is their TTRPC_ADDRESS). The same registration code
+// mounts them on our ttrpc Server (daemonServer below) and on containerd's gRPC API (grpc/):
+// a Registrar is anything that takes a service descriptor and its handlers, and handlers see
+// only a CallContext (metadata, signal, deadline), whichever transport carried the call.
 import {
   ContainersService,
   EventsService,
@@ -11,7 +13,13 @@ import {
   TasksService,
 } from "@tsrunc/protocol/daemon";
 import { EventsTtrpcService } from "@tsrunc/protocol/shim";
-import { type CallContext, Server, type ServerOptions } from "@tsrunc/ttrpc";
+import {
+  type CallContext,
+  Server,
+  type ServerOptions,
+  type ServiceDescriptor,
+  type ServiceImpl,
+} from "@tsrunc/ttrpc";
 import type { Logger } from "pino";
 import { namespaceOf } from "./namespace.js";
 import type { ContainersApi } from "./services/containers.js";
@@ -29,16 +37,34 @@ export interface Services {
   images?: { images: ImagesApi; snapshots: SnapshotsApi; tools: ImageToolsApi };
 }
 
-function scope(ctx: CallContext): CallScope {
+/** What a transport offers to mount a service on (our ttrpc Server is one as it is). */
+export interface Registrar {
+  register<S extends ServiceDescriptor>(desc: S, impl: ServiceImpl<S>): unknown;
+}
+
+export function scope(ctx: CallContext): CallScope {
   return { namespace: namespaceOf(ctx.metadata), signal: ctx.signal };
 }
 
+/** Our ttrpc API: every service of `services` plus the shims' Events/Forward. */
 export function daemonServer(services: Services, log: Logger, options: ServerOptions = {}): Server {
-  const { containers, tasks, events } = services;
   const server = new Server({
     onError: (err: Error) => log.debug({ err: err.message }, "ttrpc connection error"),
     ...options,
   });
+  registerServices(server, services);
+  server.register(EventsTtrpcService, {
+    forward: (req) => {
+      services.events.forward(req.envelope);
+      return {};
+    },
+  });
+  return server;
+}
+
+/** Mounts containerd's services (and ImageTools) on any transport. */
+export function registerServices(server: Registrar, services: Services): void {
+  const { containers, tasks, events } = services;
   server.register(ContainersService, {
     get: (req, ctx) => containers.get(scope(ctx), req),
     list: (req, ctx) => containers.list(scope(ctx), req),
@@ -115,11 +141,4 @@ export function daemonServer(services: Services, log: Logger, options: ServerOpt
       prune: (req, ctx) => tools.prune(scope(ctx), req),
     });
   }
-  server.register(EventsTtrpcService, {
-    forward: (req) => {
-      events.forward(req.envelope);
-      return {};
-    },
-  });
-  return server;
 }
