@@ -69,7 +69,7 @@ for (const { name, runtime } of RUNTIMES) {
     s.term.write("echo typed-$((40+2))\r");
     await s.expect(/typed-42/, "the shell's answer");
     s.term.write("tty; stty size\r");
-    await s.expect(/\/dev\/pts\/\d+\r*\n30 100/, "a terminal of the outer size inside");
+    await s.expect(/\/dev\/pts\/\d+\r\n30 100/, "a terminal of the outer size inside");
     s.term.resize(120, 40);
     // tsctl sees SIGWINCH and sends ResizePty; the shell learns it at its next prompt.
     await waitFor(
@@ -99,7 +99,7 @@ for (const { name, runtime } of RUNTIMES) {
     t.teardown(() => s.term.kill());
     await s.ready("the exec's shell prompt");
     s.term.write("echo in-$((6*7)); tty; stty size\r");
-    await s.expect(/in-42\r*\n\/dev\/pts\/\d+\r*\n20 90/, "output, a terminal of the right size");
+    await s.expect(/in-42\r\n\/dev\/pts\/\d+\r\n20 90/, "output, a terminal of the right size");
     s.term.resize(70, 15);
     await waitFor(
       async () => {

@@ -2,6 +2,7 @@
 // copying it, the terminal in raw mode, window sizes, signal forwarding, and the order ctr
 // keeps: Wait is asked before Start, so no exit can be missed.
 
+import { spawnSync } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
 import type { CallOpts, ProcessRef, TsruncClient } from "../client.js";
 import { createFifoSet, FifoIO, type FifoSet, removeFifoSet, type StdioPaths } from "../io.js";
@@ -47,6 +48,11 @@ export class RawTerminal {
 
   private constructor() {
     process.stdin.setRawMode(true);
+    // libuv's raw mode keeps output post-processing (OPOST with ONLCR), so the "\r\n" a
+    // container's pty already writes would reach the screen as "\r\r\n". ctr's raw mode (Go's
+    // term.MakeRaw) turns OPOST off; Node has no termios call, so stty does it on our stdin.
+    // setRawMode(false) puts back the settings libuv saved before, OPOST included.
+    spawnSync("stty", ["-opost"], { stdio: [0, "ignore", "ignore"] });
     process.once("exit", this.#onExit);
   }
 
