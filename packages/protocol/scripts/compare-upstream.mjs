@@ -36,6 +36,11 @@ const UPSTREAM_FILES = [
   "api/services/tasks/v1/tasks.proto",
   "api/services/images/v1/images.proto",
   "api/services/snapshots/v1/snapshots.proto",
+  "api/types/platform.proto",
+  "api/services/namespaces/v1/namespace.proto",
+  "api/services/leases/v1/leases.proto",
+  "api/services/version/v1/version.proto",
+  "api/services/introspection/v1/introspection.proto",
   "runtime/v2/runc/options/oci.proto",
   "vendor/github.com/containerd/cgroups/stats/v1/metrics.proto",
   "vendor/github.com/containerd/cgroups/v2/stats/metrics.proto",
@@ -59,7 +64,9 @@ const upstream = load(
   (_origin, target) =>
     path.isAbsolute(target)
       ? target
-      : path.join(upstreamDir, target.startsWith(prefix) ? target.slice(prefix.length) : target),
+      : target.startsWith("google/rpc/")
+        ? path.join(upstreamDir, "vendor/github.com/gogo/googleapis", target)
+        : path.join(upstreamDir, target.startsWith(prefix) ? target.slice(prefix.length) : target),
 );
 
 function listProtos(dir) {

@@ -1,6 +1,7 @@
 // @tsrunc/protocol/daemon — the daemon's own API, shaped like containerd's services:
 // containers (containerd.services.containers.v1), tasks (containerd.services.tasks.v1) and
-// events (containerd.services.events.v1, with Subscribe as a server stream). The types these
+// events (containerd.services.events.v1, with Subscribe as a server stream), and the services
+// containerd's gRPC API adds (namespaces, leases, version, introspection). The types these
 // share with the shim (Mount, Process, Any, ...) come from "@tsrunc/protocol/shim".
 
 import { anyRegistry } from "./any.js";
@@ -8,8 +9,12 @@ import {
   containerd_services_containers_v1,
   containerd_services_events_v1,
   containerd_services_images_v1,
+  containerd_services_introspection_v1,
+  containerd_services_leases_v1,
+  containerd_services_namespaces_v1,
   containerd_services_snapshots_v1,
   containerd_services_tasks_v1,
+  containerd_services_version_v1,
   tsrunc_services_images_v1,
 } from "./generated/daemon.js";
 
@@ -17,8 +22,12 @@ export {
   containerd_services_containers_v1 as containersapi,
   containerd_services_events_v1 as eventsapi,
   containerd_services_images_v1 as imagesapi,
+  containerd_services_introspection_v1 as introspectionapi,
+  containerd_services_leases_v1 as leasesapi,
+  containerd_services_namespaces_v1 as namespacesapi,
   containerd_services_snapshots_v1 as snapshotsapi,
   containerd_services_tasks_v1 as tasksapi,
+  containerd_services_version_v1 as versionapi,
   tsrunc_services_images_v1 as imagetools,
 } from "./generated/daemon.js";
 
@@ -32,6 +41,14 @@ export const EventsService = containerd_services_events_v1.EventsService;
 export const ImagesService = containerd_services_images_v1.ImagesService;
 /** containerd.services.snapshots.v1.Snapshots (List is a server stream); snapshotter "overlayfs". */
 export const SnapshotsService = containerd_services_snapshots_v1.SnapshotsService;
+/** containerd.services.namespaces.v1.Namespaces: names with labels. */
+export const NamespacesService = containerd_services_namespaces_v1.NamespacesService;
+/** containerd.services.leases.v1.Leases: what a client holds from the garbage collector. */
+export const LeasesService = containerd_services_leases_v1.LeasesService;
+/** containerd.services.version.v1.Version */
+export const VersionService = containerd_services_version_v1.VersionService;
+/** containerd.services.introspection.v1.Introspection: Plugins and Server (uuid). */
+export const IntrospectionService = containerd_services_introspection_v1.IntrospectionService;
 /** tsrunc.services.images.v1.ImageTools: Pull, Import, Export, Config, Prune (our own). */
 export const ImageToolsService = tsrunc_services_images_v1.ImageToolsService;
 

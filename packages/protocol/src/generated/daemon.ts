@@ -5,13 +5,17 @@
 //   proto/containerd/services/containers/v1/containers.proto
 //   proto/containerd/services/events/v1/events.proto
 //   proto/containerd/services/images/v1/images.proto
+//   proto/containerd/services/introspection/v1/introspection.proto
+//   proto/containerd/services/leases/v1/leases.proto
+//   proto/containerd/services/namespaces/v1/namespace.proto
 //   proto/containerd/services/snapshots/v1/snapshots.proto
 //   proto/containerd/services/tasks/v1/tasks.proto
+//   proto/containerd/services/version/v1/version.proto
 //   proto/tsrunc/services/images/v1/image_tools.proto
 
 import type { MethodDescriptor, ServiceDescriptor } from "@tsrunc/ttrpc";
 import { checkEnd, copyMap, EMPTY_BYTES, GO_ZERO_TIME, mapValues, type MessageInit, messageType, type MessageType, readBytes, type Reader, readInt64, readPacked, setEntry, skip, subEnd, writeInt64, type Writer } from "../runtime.js";
-import { containerd_types, containerd_v1_types, google_protobuf } from "./shim.js";
+import { containerd_types, containerd_v1_types, google_protobuf, google_rpc } from "./shim.js";
 
 /** Proto package containerd.services.containers.v1. */
 export namespace containerd_services_containers_v1 {
@@ -3730,6 +3734,1259 @@ export namespace containerd_services_snapshots_v1 {
         kind: "unary",
         requestType: CleanupRequest,
         responseType: google_protobuf.Empty,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.namespaces.v1. */
+export namespace containerd_services_namespaces_v1 {
+  export interface Namespace {
+    name: string;
+    labels: Record<string, string>;
+  }
+
+  function createNamespace(init?: MessageInit<Namespace>): Namespace {
+    const i: MessageInit<Namespace> = init ?? {};
+    return {
+      name: i.name ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeNamespace(m: MessageInit<Namespace>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(18).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeNamespace(r: Reader, end: number): Namespace {
+    let name: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { name, labels };
+  }
+
+  export const Namespace: MessageType<Namespace> = messageType("containerd.services.namespaces.v1.Namespace", createNamespace, encodeNamespace, decodeNamespace);
+
+  export interface GetNamespaceRequest {
+    name: string;
+  }
+
+  function createGetNamespaceRequest(init?: MessageInit<GetNamespaceRequest>): GetNamespaceRequest {
+    const i: MessageInit<GetNamespaceRequest> = init ?? {};
+    return {
+      name: i.name ?? "",
+    };
+  }
+
+  function encodeGetNamespaceRequest(m: MessageInit<GetNamespaceRequest>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+  }
+
+  function decodeGetNamespaceRequest(r: Reader, end: number): GetNamespaceRequest {
+    let name: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { name };
+  }
+
+  export const GetNamespaceRequest: MessageType<GetNamespaceRequest> = messageType("containerd.services.namespaces.v1.GetNamespaceRequest", createGetNamespaceRequest, encodeGetNamespaceRequest, decodeGetNamespaceRequest);
+
+  export interface GetNamespaceResponse {
+    namespace: Namespace;
+  }
+
+  function createGetNamespaceResponse(init?: MessageInit<GetNamespaceResponse>): GetNamespaceResponse {
+    const i: MessageInit<GetNamespaceResponse> = init ?? {};
+    return {
+      namespace: Namespace.create(i.namespace ?? {}),
+    };
+  }
+
+  function encodeGetNamespaceResponse(m: MessageInit<GetNamespaceResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Namespace.encodeTo(m.namespace ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeGetNamespaceResponse(r: Reader, end: number): GetNamespaceResponse {
+    let namespace: Namespace | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespace = Namespace.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespace: namespace ?? Namespace.create() };
+  }
+
+  export const GetNamespaceResponse: MessageType<GetNamespaceResponse> = messageType("containerd.services.namespaces.v1.GetNamespaceResponse", createGetNamespaceResponse, encodeGetNamespaceResponse, decodeGetNamespaceResponse);
+
+  export interface ListNamespacesRequest {
+    filter: string;
+  }
+
+  function createListNamespacesRequest(init?: MessageInit<ListNamespacesRequest>): ListNamespacesRequest {
+    const i: MessageInit<ListNamespacesRequest> = init ?? {};
+    return {
+      filter: i.filter ?? "",
+    };
+  }
+
+  function encodeListNamespacesRequest(m: MessageInit<ListNamespacesRequest>, w: Writer): void {
+    if (m.filter) w.uint32(10).string(m.filter);
+  }
+
+  function decodeListNamespacesRequest(r: Reader, end: number): ListNamespacesRequest {
+    let filter: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filter = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filter };
+  }
+
+  export const ListNamespacesRequest: MessageType<ListNamespacesRequest> = messageType("containerd.services.namespaces.v1.ListNamespacesRequest", createListNamespacesRequest, encodeListNamespacesRequest, decodeListNamespacesRequest);
+
+  export interface ListNamespacesResponse {
+    namespaces: Namespace[];
+  }
+
+  function createListNamespacesResponse(init?: MessageInit<ListNamespacesResponse>): ListNamespacesResponse {
+    const i: MessageInit<ListNamespacesResponse> = init ?? {};
+    return {
+      namespaces: i.namespaces ? i.namespaces.map((v) => Namespace.create(v)) : [],
+    };
+  }
+
+  function encodeListNamespacesResponse(m: MessageInit<ListNamespacesResponse>, w: Writer): void {
+    if (m.namespaces) {
+      for (const v of m.namespaces) {
+        w.uint32(10).fork();
+        Namespace.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListNamespacesResponse(r: Reader, end: number): ListNamespacesResponse {
+    const namespaces: Namespace[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespaces.push(Namespace.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespaces };
+  }
+
+  export const ListNamespacesResponse: MessageType<ListNamespacesResponse> = messageType("containerd.services.namespaces.v1.ListNamespacesResponse", createListNamespacesResponse, encodeListNamespacesResponse, decodeListNamespacesResponse);
+
+  export interface CreateNamespaceRequest {
+    namespace: Namespace;
+  }
+
+  function createCreateNamespaceRequest(init?: MessageInit<CreateNamespaceRequest>): CreateNamespaceRequest {
+    const i: MessageInit<CreateNamespaceRequest> = init ?? {};
+    return {
+      namespace: Namespace.create(i.namespace ?? {}),
+    };
+  }
+
+  function encodeCreateNamespaceRequest(m: MessageInit<CreateNamespaceRequest>, w: Writer): void {
+    w.uint32(10).fork();
+    Namespace.encodeTo(m.namespace ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeCreateNamespaceRequest(r: Reader, end: number): CreateNamespaceRequest {
+    let namespace: Namespace | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespace = Namespace.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespace: namespace ?? Namespace.create() };
+  }
+
+  export const CreateNamespaceRequest: MessageType<CreateNamespaceRequest> = messageType("containerd.services.namespaces.v1.CreateNamespaceRequest", createCreateNamespaceRequest, encodeCreateNamespaceRequest, decodeCreateNamespaceRequest);
+
+  export interface CreateNamespaceResponse {
+    namespace: Namespace;
+  }
+
+  function createCreateNamespaceResponse(init?: MessageInit<CreateNamespaceResponse>): CreateNamespaceResponse {
+    const i: MessageInit<CreateNamespaceResponse> = init ?? {};
+    return {
+      namespace: Namespace.create(i.namespace ?? {}),
+    };
+  }
+
+  function encodeCreateNamespaceResponse(m: MessageInit<CreateNamespaceResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Namespace.encodeTo(m.namespace ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeCreateNamespaceResponse(r: Reader, end: number): CreateNamespaceResponse {
+    let namespace: Namespace | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespace = Namespace.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespace: namespace ?? Namespace.create() };
+  }
+
+  export const CreateNamespaceResponse: MessageType<CreateNamespaceResponse> = messageType("containerd.services.namespaces.v1.CreateNamespaceResponse", createCreateNamespaceResponse, encodeCreateNamespaceResponse, decodeCreateNamespaceResponse);
+
+  export interface UpdateNamespaceRequest {
+    namespace: Namespace;
+    updateMask?: google_protobuf.FieldMask | undefined;
+  }
+
+  function createUpdateNamespaceRequest(init?: MessageInit<UpdateNamespaceRequest>): UpdateNamespaceRequest {
+    const i: MessageInit<UpdateNamespaceRequest> = init ?? {};
+    return {
+      namespace: Namespace.create(i.namespace ?? {}),
+      updateMask: i.updateMask == null ? undefined : google_protobuf.FieldMask.create(i.updateMask),
+    };
+  }
+
+  function encodeUpdateNamespaceRequest(m: MessageInit<UpdateNamespaceRequest>, w: Writer): void {
+    w.uint32(10).fork();
+    Namespace.encodeTo(m.namespace ?? {}, w);
+    w.ldelim();
+    if (m.updateMask != null) {
+      w.uint32(18).fork();
+      google_protobuf.FieldMask.encodeTo(m.updateMask, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeUpdateNamespaceRequest(r: Reader, end: number): UpdateNamespaceRequest {
+    let namespace: Namespace | undefined;
+    let updateMask: google_protobuf.FieldMask | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespace = Namespace.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          updateMask = google_protobuf.FieldMask.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespace: namespace ?? Namespace.create(), updateMask };
+  }
+
+  export const UpdateNamespaceRequest: MessageType<UpdateNamespaceRequest> = messageType("containerd.services.namespaces.v1.UpdateNamespaceRequest", createUpdateNamespaceRequest, encodeUpdateNamespaceRequest, decodeUpdateNamespaceRequest);
+
+  export interface UpdateNamespaceResponse {
+    namespace: Namespace;
+  }
+
+  function createUpdateNamespaceResponse(init?: MessageInit<UpdateNamespaceResponse>): UpdateNamespaceResponse {
+    const i: MessageInit<UpdateNamespaceResponse> = init ?? {};
+    return {
+      namespace: Namespace.create(i.namespace ?? {}),
+    };
+  }
+
+  function encodeUpdateNamespaceResponse(m: MessageInit<UpdateNamespaceResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Namespace.encodeTo(m.namespace ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeUpdateNamespaceResponse(r: Reader, end: number): UpdateNamespaceResponse {
+    let namespace: Namespace | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          namespace = Namespace.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { namespace: namespace ?? Namespace.create() };
+  }
+
+  export const UpdateNamespaceResponse: MessageType<UpdateNamespaceResponse> = messageType("containerd.services.namespaces.v1.UpdateNamespaceResponse", createUpdateNamespaceResponse, encodeUpdateNamespaceResponse, decodeUpdateNamespaceResponse);
+
+  export interface DeleteNamespaceRequest {
+    name: string;
+  }
+
+  function createDeleteNamespaceRequest(init?: MessageInit<DeleteNamespaceRequest>): DeleteNamespaceRequest {
+    const i: MessageInit<DeleteNamespaceRequest> = init ?? {};
+    return {
+      name: i.name ?? "",
+    };
+  }
+
+  function encodeDeleteNamespaceRequest(m: MessageInit<DeleteNamespaceRequest>, w: Writer): void {
+    if (m.name) w.uint32(10).string(m.name);
+  }
+
+  function decodeDeleteNamespaceRequest(r: Reader, end: number): DeleteNamespaceRequest {
+    let name: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          name = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { name };
+  }
+
+  export const DeleteNamespaceRequest: MessageType<DeleteNamespaceRequest> = messageType("containerd.services.namespaces.v1.DeleteNamespaceRequest", createDeleteNamespaceRequest, encodeDeleteNamespaceRequest, decodeDeleteNamespaceRequest);
+
+  export type NamespacesMethods = {
+    readonly get: MethodDescriptor<GetNamespaceRequest, GetNamespaceResponse, "unary", MessageInit<GetNamespaceRequest>, MessageInit<GetNamespaceResponse>>;
+    readonly list: MethodDescriptor<ListNamespacesRequest, ListNamespacesResponse, "unary", MessageInit<ListNamespacesRequest>, MessageInit<ListNamespacesResponse>>;
+    readonly create: MethodDescriptor<CreateNamespaceRequest, CreateNamespaceResponse, "unary", MessageInit<CreateNamespaceRequest>, MessageInit<CreateNamespaceResponse>>;
+    /** Fields named by update_mask ("labels", "labels.KEY"); the labels when empty. */
+    readonly update: MethodDescriptor<UpdateNamespaceRequest, UpdateNamespaceResponse, "unary", MessageInit<UpdateNamespaceRequest>, MessageInit<UpdateNamespaceResponse>>;
+    /** FailedPrecondition while anything of the namespace is left. */
+    readonly delete: MethodDescriptor<DeleteNamespaceRequest, google_protobuf.Empty, "unary", MessageInit<DeleteNamespaceRequest>, MessageInit<google_protobuf.Empty>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.namespaces.v1.Namespaces. */
+  export const NamespacesService: ServiceDescriptor<NamespacesMethods> = {
+    name: "containerd.services.namespaces.v1.Namespaces",
+    methods: {
+      get: {
+        name: "Get",
+        kind: "unary",
+        requestType: GetNamespaceRequest,
+        responseType: GetNamespaceResponse,
+      },
+      list: {
+        name: "List",
+        kind: "unary",
+        requestType: ListNamespacesRequest,
+        responseType: ListNamespacesResponse,
+      },
+      create: {
+        name: "Create",
+        kind: "unary",
+        requestType: CreateNamespaceRequest,
+        responseType: CreateNamespaceResponse,
+      },
+      update: {
+        name: "Update",
+        kind: "unary",
+        requestType: UpdateNamespaceRequest,
+        responseType: UpdateNamespaceResponse,
+      },
+      delete: {
+        name: "Delete",
+        kind: "unary",
+        requestType: DeleteNamespaceRequest,
+        responseType: google_protobuf.Empty,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.leases.v1. */
+export namespace containerd_services_leases_v1 {
+  export interface Lease {
+    id: string;
+    createdAt: google_protobuf.Timestamp;
+    labels: Record<string, string>;
+  }
+
+  function createLease(init?: MessageInit<Lease>): Lease {
+    const i: MessageInit<Lease> = init ?? {};
+    return {
+      id: i.id ?? "",
+      createdAt: google_protobuf.Timestamp.create(i.createdAt ?? GO_ZERO_TIME),
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeLease(m: MessageInit<Lease>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    w.uint32(18).fork();
+    google_protobuf.Timestamp.encodeTo(m.createdAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(26).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeLease(r: Reader, end: number): Lease {
+    let id: string = "";
+    let createdAt: google_protobuf.Timestamp | undefined;
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          createdAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { id, createdAt: createdAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), labels };
+  }
+
+  export const Lease: MessageType<Lease> = messageType("containerd.services.leases.v1.Lease", createLease, encodeLease, decodeLease);
+
+  export interface CreateRequest {
+    /** Empty: the daemon picks one. */
+    id: string;
+    /** field number 2 is unused upstream */
+    labels: Record<string, string>;
+  }
+
+  function createCreateRequest(init?: MessageInit<CreateRequest>): CreateRequest {
+    const i: MessageInit<CreateRequest> = init ?? {};
+    return {
+      id: i.id ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeCreateRequest(m: MessageInit<CreateRequest>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(26).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeCreateRequest(r: Reader, end: number): CreateRequest {
+    let id: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 26: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { id, labels };
+  }
+
+  export const CreateRequest: MessageType<CreateRequest> = messageType("containerd.services.leases.v1.CreateRequest", createCreateRequest, encodeCreateRequest, decodeCreateRequest);
+
+  export interface CreateResponse {
+    lease?: Lease | undefined;
+  }
+
+  function createCreateResponse(init?: MessageInit<CreateResponse>): CreateResponse {
+    const i: MessageInit<CreateResponse> = init ?? {};
+    return {
+      lease: i.lease == null ? undefined : Lease.create(i.lease),
+    };
+  }
+
+  function encodeCreateResponse(m: MessageInit<CreateResponse>, w: Writer): void {
+    if (m.lease != null) {
+      w.uint32(10).fork();
+      Lease.encodeTo(m.lease, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeCreateResponse(r: Reader, end: number): CreateResponse {
+    let lease: Lease | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          lease = Lease.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { lease };
+  }
+
+  export const CreateResponse: MessageType<CreateResponse> = messageType("containerd.services.leases.v1.CreateResponse", createCreateResponse, encodeCreateResponse, decodeCreateResponse);
+
+  export interface DeleteRequest {
+    id: string;
+    sync: boolean;
+  }
+
+  function createDeleteRequest(init?: MessageInit<DeleteRequest>): DeleteRequest {
+    const i: MessageInit<DeleteRequest> = init ?? {};
+    return {
+      id: i.id ?? "",
+      sync: i.sync ?? false,
+    };
+  }
+
+  function encodeDeleteRequest(m: MessageInit<DeleteRequest>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    if (m.sync) w.uint32(16).bool(m.sync);
+  }
+
+  function decodeDeleteRequest(r: Reader, end: number): DeleteRequest {
+    let id: string = "";
+    let sync: boolean = false;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 16:
+          sync = r.bool();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { id, sync };
+  }
+
+  export const DeleteRequest: MessageType<DeleteRequest> = messageType("containerd.services.leases.v1.DeleteRequest", createDeleteRequest, encodeDeleteRequest, decodeDeleteRequest);
+
+  export interface ListRequest {
+    filters: string[];
+  }
+
+  function createListRequest(init?: MessageInit<ListRequest>): ListRequest {
+    const i: MessageInit<ListRequest> = init ?? {};
+    return {
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodeListRequest(m: MessageInit<ListRequest>, w: Writer): void {
+    if (m.filters) for (const v of m.filters) w.uint32(10).string(v);
+  }
+
+  function decodeListRequest(r: Reader, end: number): ListRequest {
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filters };
+  }
+
+  export const ListRequest: MessageType<ListRequest> = messageType("containerd.services.leases.v1.ListRequest", createListRequest, encodeListRequest, decodeListRequest);
+
+  export interface ListResponse {
+    leases: Lease[];
+  }
+
+  function createListResponse(init?: MessageInit<ListResponse>): ListResponse {
+    const i: MessageInit<ListResponse> = init ?? {};
+    return {
+      leases: i.leases ? i.leases.map((v) => Lease.create(v)) : [],
+    };
+  }
+
+  function encodeListResponse(m: MessageInit<ListResponse>, w: Writer): void {
+    if (m.leases) {
+      for (const v of m.leases) {
+        w.uint32(10).fork();
+        Lease.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListResponse(r: Reader, end: number): ListResponse {
+    const leases: Lease[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          leases.push(Lease.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { leases };
+  }
+
+  export const ListResponse: MessageType<ListResponse> = messageType("containerd.services.leases.v1.ListResponse", createListResponse, encodeListResponse, decodeListResponse);
+
+  export interface Resource {
+    id: string;
+    type: string;
+  }
+
+  function createResource(init?: MessageInit<Resource>): Resource {
+    const i: MessageInit<Resource> = init ?? {};
+    return {
+      id: i.id ?? "",
+      type: i.type ?? "",
+    };
+  }
+
+  function encodeResource(m: MessageInit<Resource>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    if (m.type) w.uint32(18).string(m.type);
+  }
+
+  function decodeResource(r: Reader, end: number): Resource {
+    let id: string = "";
+    let type: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 18:
+          type = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { id, type };
+  }
+
+  export const Resource: MessageType<Resource> = messageType("containerd.services.leases.v1.Resource", createResource, encodeResource, decodeResource);
+
+  export interface AddResourceRequest {
+    id: string;
+    resource: Resource;
+  }
+
+  function createAddResourceRequest(init?: MessageInit<AddResourceRequest>): AddResourceRequest {
+    const i: MessageInit<AddResourceRequest> = init ?? {};
+    return {
+      id: i.id ?? "",
+      resource: Resource.create(i.resource ?? {}),
+    };
+  }
+
+  function encodeAddResourceRequest(m: MessageInit<AddResourceRequest>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    w.uint32(18).fork();
+    Resource.encodeTo(m.resource ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeAddResourceRequest(r: Reader, end: number): AddResourceRequest {
+    let id: string = "";
+    let resource: Resource | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          resource = Resource.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { id, resource: resource ?? Resource.create() };
+  }
+
+  export const AddResourceRequest: MessageType<AddResourceRequest> = messageType("containerd.services.leases.v1.AddResourceRequest", createAddResourceRequest, encodeAddResourceRequest, decodeAddResourceRequest);
+
+  export interface DeleteResourceRequest {
+    id: string;
+    resource: Resource;
+  }
+
+  function createDeleteResourceRequest(init?: MessageInit<DeleteResourceRequest>): DeleteResourceRequest {
+    const i: MessageInit<DeleteResourceRequest> = init ?? {};
+    return {
+      id: i.id ?? "",
+      resource: Resource.create(i.resource ?? {}),
+    };
+  }
+
+  function encodeDeleteResourceRequest(m: MessageInit<DeleteResourceRequest>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+    w.uint32(18).fork();
+    Resource.encodeTo(m.resource ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeDeleteResourceRequest(r: Reader, end: number): DeleteResourceRequest {
+    let id: string = "";
+    let resource: Resource | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          resource = Resource.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { id, resource: resource ?? Resource.create() };
+  }
+
+  export const DeleteResourceRequest: MessageType<DeleteResourceRequest> = messageType("containerd.services.leases.v1.DeleteResourceRequest", createDeleteResourceRequest, encodeDeleteResourceRequest, decodeDeleteResourceRequest);
+
+  export interface ListResourcesRequest {
+    id: string;
+  }
+
+  function createListResourcesRequest(init?: MessageInit<ListResourcesRequest>): ListResourcesRequest {
+    const i: MessageInit<ListResourcesRequest> = init ?? {};
+    return {
+      id: i.id ?? "",
+    };
+  }
+
+  function encodeListResourcesRequest(m: MessageInit<ListResourcesRequest>, w: Writer): void {
+    if (m.id) w.uint32(10).string(m.id);
+  }
+
+  function decodeListResourcesRequest(r: Reader, end: number): ListResourcesRequest {
+    let id: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          id = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { id };
+  }
+
+  export const ListResourcesRequest: MessageType<ListResourcesRequest> = messageType("containerd.services.leases.v1.ListResourcesRequest", createListResourcesRequest, encodeListResourcesRequest, decodeListResourcesRequest);
+
+  export interface ListResourcesResponse {
+    resources: Resource[];
+  }
+
+  function createListResourcesResponse(init?: MessageInit<ListResourcesResponse>): ListResourcesResponse {
+    const i: MessageInit<ListResourcesResponse> = init ?? {};
+    return {
+      resources: i.resources ? i.resources.map((v) => Resource.create(v)) : [],
+    };
+  }
+
+  function encodeListResourcesResponse(m: MessageInit<ListResourcesResponse>, w: Writer): void {
+    if (m.resources) {
+      for (const v of m.resources) {
+        w.uint32(10).fork();
+        Resource.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListResourcesResponse(r: Reader, end: number): ListResourcesResponse {
+    const resources: Resource[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          resources.push(Resource.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { resources };
+  }
+
+  export const ListResourcesResponse: MessageType<ListResourcesResponse> = messageType("containerd.services.leases.v1.ListResourcesResponse", createListResourcesResponse, encodeListResourcesResponse, decodeListResourcesResponse);
+
+  export type LeasesMethods = {
+    /** A lease with a random id when none is given; AlreadyExists for an id in use. */
+    readonly create: MethodDescriptor<CreateRequest, CreateResponse, "unary", MessageInit<CreateRequest>, MessageInit<CreateResponse>>;
+    /** Collects what only this lease held (before answering when sync is set). */
+    readonly delete: MethodDescriptor<DeleteRequest, google_protobuf.Empty, "unary", MessageInit<DeleteRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly list: MethodDescriptor<ListRequest, ListResponse, "unary", MessageInit<ListRequest>, MessageInit<ListResponse>>;
+    /** resource.type: "content", "snapshots/<snapshotter>", "ingests". */
+    readonly addResource: MethodDescriptor<AddResourceRequest, google_protobuf.Empty, "unary", MessageInit<AddResourceRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly deleteResource: MethodDescriptor<DeleteResourceRequest, google_protobuf.Empty, "unary", MessageInit<DeleteResourceRequest>, MessageInit<google_protobuf.Empty>>;
+    readonly listResources: MethodDescriptor<ListResourcesRequest, ListResourcesResponse, "unary", MessageInit<ListResourcesRequest>, MessageInit<ListResourcesResponse>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.leases.v1.Leases. */
+  export const LeasesService: ServiceDescriptor<LeasesMethods> = {
+    name: "containerd.services.leases.v1.Leases",
+    methods: {
+      create: {
+        name: "Create",
+        kind: "unary",
+        requestType: CreateRequest,
+        responseType: CreateResponse,
+      },
+      delete: {
+        name: "Delete",
+        kind: "unary",
+        requestType: DeleteRequest,
+        responseType: google_protobuf.Empty,
+      },
+      list: {
+        name: "List",
+        kind: "unary",
+        requestType: ListRequest,
+        responseType: ListResponse,
+      },
+      addResource: {
+        name: "AddResource",
+        kind: "unary",
+        requestType: AddResourceRequest,
+        responseType: google_protobuf.Empty,
+      },
+      deleteResource: {
+        name: "DeleteResource",
+        kind: "unary",
+        requestType: DeleteResourceRequest,
+        responseType: google_protobuf.Empty,
+      },
+      listResources: {
+        name: "ListResources",
+        kind: "unary",
+        requestType: ListResourcesRequest,
+        responseType: ListResourcesResponse,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.version.v1. */
+export namespace containerd_services_version_v1 {
+  export interface VersionResponse {
+    version: string;
+    revision: string;
+  }
+
+  function createVersionResponse(init?: MessageInit<VersionResponse>): VersionResponse {
+    const i: MessageInit<VersionResponse> = init ?? {};
+    return {
+      version: i.version ?? "",
+      revision: i.revision ?? "",
+    };
+  }
+
+  function encodeVersionResponse(m: MessageInit<VersionResponse>, w: Writer): void {
+    if (m.version) w.uint32(10).string(m.version);
+    if (m.revision) w.uint32(18).string(m.revision);
+  }
+
+  function decodeVersionResponse(r: Reader, end: number): VersionResponse {
+    let version: string = "";
+    let revision: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          version = r.string();
+          continue;
+        case 18:
+          revision = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { version, revision };
+  }
+
+  export const VersionResponse: MessageType<VersionResponse> = messageType("containerd.services.version.v1.VersionResponse", createVersionResponse, encodeVersionResponse, decodeVersionResponse);
+
+  export type VersionMethods = {
+    readonly version: MethodDescriptor<google_protobuf.Empty, VersionResponse, "unary", MessageInit<google_protobuf.Empty>, MessageInit<VersionResponse>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.version.v1.Version. */
+  export const VersionService: ServiceDescriptor<VersionMethods> = {
+    name: "containerd.services.version.v1.Version",
+    methods: {
+      version: {
+        name: "Version",
+        kind: "unary",
+        requestType: google_protobuf.Empty,
+        responseType: VersionResponse,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.introspection.v1. */
+export namespace containerd_services_introspection_v1 {
+  export interface Plugin {
+    /** e.g. "io.containerd.snapshotter.v1" */
+    type: string;
+    /** e.g. "overlayfs" */
+    id: string;
+    requires: string[];
+    platforms: containerd_types.Platform[];
+    exports: Record<string, string>;
+    capabilities: string[];
+    /** Set when the plugin failed to load. */
+    initErr?: google_rpc.Status | undefined;
+  }
+
+  function createPlugin(init?: MessageInit<Plugin>): Plugin {
+    const i: MessageInit<Plugin> = init ?? {};
+    return {
+      type: i.type ?? "",
+      id: i.id ?? "",
+      requires: i.requires ? i.requires.slice() : [],
+      platforms: i.platforms ? i.platforms.map((v) => containerd_types.Platform.create(v)) : [],
+      exports: i.exports ? (copyMap(i.exports) as Record<string, string>) : {},
+      capabilities: i.capabilities ? i.capabilities.slice() : [],
+      initErr: i.initErr == null ? undefined : google_rpc.Status.create(i.initErr),
+    };
+  }
+
+  function encodePlugin(m: MessageInit<Plugin>, w: Writer): void {
+    if (m.type) w.uint32(10).string(m.type);
+    if (m.id) w.uint32(18).string(m.id);
+    if (m.requires) for (const v of m.requires) w.uint32(26).string(v);
+    if (m.platforms) {
+      for (const v of m.platforms) {
+        w.uint32(34).fork();
+        containerd_types.Platform.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+    if (m.exports) {
+      for (const k of Object.keys(m.exports)) {
+        w.uint32(42).fork().uint32(10).string(k);
+        w.uint32(18).string(m.exports[k] ?? "");
+        w.ldelim();
+      }
+    }
+    if (m.capabilities) for (const v of m.capabilities) w.uint32(50).string(v);
+    if (m.initErr != null) {
+      w.uint32(58).fork();
+      google_rpc.Status.encodeTo(m.initErr, w);
+      w.ldelim();
+    }
+  }
+
+  function decodePlugin(r: Reader, end: number): Plugin {
+    let type: string = "";
+    let id: string = "";
+    const requires: string[] = [];
+    const platforms: containerd_types.Platform[] = [];
+    const exports: Record<string, string> = {};
+    const capabilities: string[] = [];
+    let initErr: google_rpc.Status | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          type = r.string();
+          continue;
+        case 18:
+          id = r.string();
+          continue;
+        case 26:
+          requires.push(r.string());
+          continue;
+        case 34: {
+          const e = subEnd(r, end);
+          platforms.push(containerd_types.Platform.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+        case 42: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(exports, k, v);
+          continue;
+        }
+        case 50:
+          capabilities.push(r.string());
+          continue;
+        case 58: {
+          const e = subEnd(r, end);
+          initErr = google_rpc.Status.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { type, id, requires, platforms, exports, capabilities, initErr };
+  }
+
+  export const Plugin: MessageType<Plugin> = messageType("containerd.services.introspection.v1.Plugin", createPlugin, encodePlugin, decodePlugin);
+
+  export interface PluginsRequest {
+    filters: string[];
+  }
+
+  function createPluginsRequest(init?: MessageInit<PluginsRequest>): PluginsRequest {
+    const i: MessageInit<PluginsRequest> = init ?? {};
+    return {
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodePluginsRequest(m: MessageInit<PluginsRequest>, w: Writer): void {
+    if (m.filters) for (const v of m.filters) w.uint32(10).string(v);
+  }
+
+  function decodePluginsRequest(r: Reader, end: number): PluginsRequest {
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filters };
+  }
+
+  export const PluginsRequest: MessageType<PluginsRequest> = messageType("containerd.services.introspection.v1.PluginsRequest", createPluginsRequest, encodePluginsRequest, decodePluginsRequest);
+
+  export interface PluginsResponse {
+    plugins: Plugin[];
+  }
+
+  function createPluginsResponse(init?: MessageInit<PluginsResponse>): PluginsResponse {
+    const i: MessageInit<PluginsResponse> = init ?? {};
+    return {
+      plugins: i.plugins ? i.plugins.map((v) => Plugin.create(v)) : [],
+    };
+  }
+
+  function encodePluginsResponse(m: MessageInit<PluginsResponse>, w: Writer): void {
+    if (m.plugins) {
+      for (const v of m.plugins) {
+        w.uint32(10).fork();
+        Plugin.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodePluginsResponse(r: Reader, end: number): PluginsResponse {
+    const plugins: Plugin[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          plugins.push(Plugin.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { plugins };
+  }
+
+  export const PluginsResponse: MessageType<PluginsResponse> = messageType("containerd.services.introspection.v1.PluginsResponse", createPluginsResponse, encodePluginsResponse, decodePluginsResponse);
+
+  export interface ServerResponse {
+    uuid: string;
+  }
+
+  function createServerResponse(init?: MessageInit<ServerResponse>): ServerResponse {
+    const i: MessageInit<ServerResponse> = init ?? {};
+    return {
+      uuid: i.uuid ?? "",
+    };
+  }
+
+  function encodeServerResponse(m: MessageInit<ServerResponse>, w: Writer): void {
+    if (m.uuid) w.uint32(10).string(m.uuid);
+  }
+
+  function decodeServerResponse(r: Reader, end: number): ServerResponse {
+    let uuid: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          uuid = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { uuid };
+  }
+
+  export const ServerResponse: MessageType<ServerResponse> = messageType("containerd.services.introspection.v1.ServerResponse", createServerResponse, encodeServerResponse, decodeServerResponse);
+
+  export type IntrospectionMethods = {
+    /** filters: containerd's filter syntax over type, id, capabilities and platforms. */
+    readonly plugins: MethodDescriptor<PluginsRequest, PluginsResponse, "unary", MessageInit<PluginsRequest>, MessageInit<PluginsResponse>>;
+    readonly server: MethodDescriptor<google_protobuf.Empty, ServerResponse, "unary", MessageInit<google_protobuf.Empty>, MessageInit<ServerResponse>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.introspection.v1.Introspection. */
+  export const IntrospectionService: ServiceDescriptor<IntrospectionMethods> = {
+    name: "containerd.services.introspection.v1.Introspection",
+    methods: {
+      plugins: {
+        name: "Plugins",
+        kind: "unary",
+        requestType: PluginsRequest,
+        responseType: PluginsResponse,
+      },
+      server: {
+        name: "Server",
+        kind: "unary",
+        requestType: google_protobuf.Empty,
+        responseType: ServerResponse,
       },
     },
   };

@@ -10,6 +10,7 @@
 //   proto/containerd/types/introspection.proto
 //   proto/containerd/types/metrics.proto
 //   proto/containerd/types/mount.proto
+//   proto/containerd/types/platform.proto
 //   proto/containerd/v1/types/task.proto
 //   proto/google/protobuf/any.proto
 //   proto/google/protobuf/empty.proto
@@ -332,6 +333,51 @@ export namespace containerd_types {
   }
 
   export const Descriptor: MessageType<Descriptor> = messageType("containerd.types.Descriptor", createDescriptor, encodeDescriptor, decodeDescriptor);
+
+  export interface Platform {
+    os: string;
+    architecture: string;
+    variant: string;
+  }
+
+  function createPlatform(init?: MessageInit<Platform>): Platform {
+    const i: MessageInit<Platform> = init ?? {};
+    return {
+      os: i.os ?? "",
+      architecture: i.architecture ?? "",
+      variant: i.variant ?? "",
+    };
+  }
+
+  function encodePlatform(m: MessageInit<Platform>, w: Writer): void {
+    if (m.os) w.uint32(10).string(m.os);
+    if (m.architecture) w.uint32(18).string(m.architecture);
+    if (m.variant) w.uint32(26).string(m.variant);
+  }
+
+  function decodePlatform(r: Reader, end: number): Platform {
+    let os: string = "";
+    let architecture: string = "";
+    let variant: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          os = r.string();
+          continue;
+        case 18:
+          architecture = r.string();
+          continue;
+        case 26:
+          variant = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { os, architecture, variant };
+  }
+
+  export const Platform: MessageType<Platform> = messageType("containerd.types.Platform", createPlatform, encodePlatform, decodePlatform);
 
   export interface Metric {
     timestamp: google_protobuf.Timestamp;
