@@ -41,6 +41,8 @@ const UPSTREAM_FILES = [
   "api/services/leases/v1/leases.proto",
   "api/services/version/v1/version.proto",
   "api/services/introspection/v1/introspection.proto",
+  "api/services/content/v1/content.proto",
+  "api/services/diff/v1/diff.proto",
   "runtime/v2/runc/options/oci.proto",
   "vendor/github.com/containerd/cgroups/stats/v1/metrics.proto",
   "vendor/github.com/containerd/cgroups/v2/stats/metrics.proto",

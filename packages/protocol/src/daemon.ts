@@ -7,6 +7,8 @@
 import { anyRegistry } from "./any.js";
 import {
   containerd_services_containers_v1,
+  containerd_services_content_v1,
+  containerd_services_diff_v1,
   containerd_services_events_v1,
   containerd_services_images_v1,
   containerd_services_introspection_v1,
@@ -20,6 +22,8 @@ import {
 
 export {
   containerd_services_containers_v1 as containersapi,
+  containerd_services_content_v1 as contentapi,
+  containerd_services_diff_v1 as diffapi,
   containerd_services_events_v1 as eventsapi,
   containerd_services_images_v1 as imagesapi,
   containerd_services_introspection_v1 as introspectionapi,
@@ -49,6 +53,10 @@ export const LeasesService = containerd_services_leases_v1.LeasesService;
 export const VersionService = containerd_services_version_v1.VersionService;
 /** containerd.services.introspection.v1.Introspection: Plugins and Server (uuid). */
 export const IntrospectionService = containerd_services_introspection_v1.IntrospectionService;
+/** containerd.services.content.v1.Content: blobs by digest; Write is a bidirectional stream. */
+export const ContentService = containerd_services_content_v1.ContentService;
+/** containerd.services.diff.v1.Diff: Apply (a layer into a snapshot's mounts); Diff. */
+export const DiffService = containerd_services_diff_v1.DiffService;
 /** tsrunc.services.images.v1.ImageTools: Pull, Import, Export, Config, Prune (our own). */
 export const ImageToolsService = tsrunc_services_images_v1.ImageToolsService;
 

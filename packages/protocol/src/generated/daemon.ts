@@ -3,6 +3,8 @@
 // From:
 //   proto/containerd/events/image.proto
 //   proto/containerd/services/containers/v1/containers.proto
+//   proto/containerd/services/content/v1/content.proto
+//   proto/containerd/services/diff/v1/diff.proto
 //   proto/containerd/services/events/v1/events.proto
 //   proto/containerd/services/images/v1/images.proto
 //   proto/containerd/services/introspection/v1/introspection.proto
@@ -4987,6 +4989,1224 @@ export namespace containerd_services_introspection_v1 {
         kind: "unary",
         requestType: google_protobuf.Empty,
         responseType: ServerResponse,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.content.v1. */
+export namespace containerd_services_content_v1 {
+  export interface Info {
+    digest: string;
+    size: number;
+    createdAt: google_protobuf.Timestamp;
+    updatedAt: google_protobuf.Timestamp;
+    labels: Record<string, string>;
+  }
+
+  function createInfo(init?: MessageInit<Info>): Info {
+    const i: MessageInit<Info> = init ?? {};
+    return {
+      digest: i.digest ?? "",
+      size: i.size ?? 0,
+      createdAt: google_protobuf.Timestamp.create(i.createdAt ?? GO_ZERO_TIME),
+      updatedAt: google_protobuf.Timestamp.create(i.updatedAt ?? GO_ZERO_TIME),
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeInfo(m: MessageInit<Info>, w: Writer): void {
+    if (m.digest) w.uint32(10).string(m.digest);
+    if (m.size) writeInt64(w.uint32(16), m.size);
+    w.uint32(26).fork();
+    google_protobuf.Timestamp.encodeTo(m.createdAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    w.uint32(34).fork();
+    google_protobuf.Timestamp.encodeTo(m.updatedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(42).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeInfo(r: Reader, end: number): Info {
+    let digest: string = "";
+    let size: number = 0;
+    let createdAt: google_protobuf.Timestamp | undefined;
+    let updatedAt: google_protobuf.Timestamp | undefined;
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          digest = r.string();
+          continue;
+        case 16:
+          size = readInt64(r);
+          continue;
+        case 26: {
+          const e = subEnd(r, end);
+          createdAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 34: {
+          const e = subEnd(r, end);
+          updatedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 42: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { digest, size, createdAt: createdAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), updatedAt: updatedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), labels };
+  }
+
+  export const Info: MessageType<Info> = messageType("containerd.services.content.v1.Info", createInfo, encodeInfo, decodeInfo);
+
+  export interface InfoRequest {
+    digest: string;
+  }
+
+  function createInfoRequest(init?: MessageInit<InfoRequest>): InfoRequest {
+    const i: MessageInit<InfoRequest> = init ?? {};
+    return {
+      digest: i.digest ?? "",
+    };
+  }
+
+  function encodeInfoRequest(m: MessageInit<InfoRequest>, w: Writer): void {
+    if (m.digest) w.uint32(10).string(m.digest);
+  }
+
+  function decodeInfoRequest(r: Reader, end: number): InfoRequest {
+    let digest: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          digest = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { digest };
+  }
+
+  export const InfoRequest: MessageType<InfoRequest> = messageType("containerd.services.content.v1.InfoRequest", createInfoRequest, encodeInfoRequest, decodeInfoRequest);
+
+  export interface InfoResponse {
+    info: Info;
+  }
+
+  function createInfoResponse(init?: MessageInit<InfoResponse>): InfoResponse {
+    const i: MessageInit<InfoResponse> = init ?? {};
+    return {
+      info: Info.create(i.info ?? {}),
+    };
+  }
+
+  function encodeInfoResponse(m: MessageInit<InfoResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeInfoResponse(r: Reader, end: number): InfoResponse {
+    let info: Info | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info: info ?? Info.create() };
+  }
+
+  export const InfoResponse: MessageType<InfoResponse> = messageType("containerd.services.content.v1.InfoResponse", createInfoResponse, encodeInfoResponse, decodeInfoResponse);
+
+  export interface UpdateRequest {
+    info: Info;
+    updateMask?: google_protobuf.FieldMask | undefined;
+  }
+
+  function createUpdateRequest(init?: MessageInit<UpdateRequest>): UpdateRequest {
+    const i: MessageInit<UpdateRequest> = init ?? {};
+    return {
+      info: Info.create(i.info ?? {}),
+      updateMask: i.updateMask == null ? undefined : google_protobuf.FieldMask.create(i.updateMask),
+    };
+  }
+
+  function encodeUpdateRequest(m: MessageInit<UpdateRequest>, w: Writer): void {
+    w.uint32(10).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+    if (m.updateMask != null) {
+      w.uint32(18).fork();
+      google_protobuf.FieldMask.encodeTo(m.updateMask, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeUpdateRequest(r: Reader, end: number): UpdateRequest {
+    let info: Info | undefined;
+    let updateMask: google_protobuf.FieldMask | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          updateMask = google_protobuf.FieldMask.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info: info ?? Info.create(), updateMask };
+  }
+
+  export const UpdateRequest: MessageType<UpdateRequest> = messageType("containerd.services.content.v1.UpdateRequest", createUpdateRequest, encodeUpdateRequest, decodeUpdateRequest);
+
+  export interface UpdateResponse {
+    info: Info;
+  }
+
+  function createUpdateResponse(init?: MessageInit<UpdateResponse>): UpdateResponse {
+    const i: MessageInit<UpdateResponse> = init ?? {};
+    return {
+      info: Info.create(i.info ?? {}),
+    };
+  }
+
+  function encodeUpdateResponse(m: MessageInit<UpdateResponse>, w: Writer): void {
+    w.uint32(10).fork();
+    Info.encodeTo(m.info ?? {}, w);
+    w.ldelim();
+  }
+
+  function decodeUpdateResponse(r: Reader, end: number): UpdateResponse {
+    let info: Info | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info = Info.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info: info ?? Info.create() };
+  }
+
+  export const UpdateResponse: MessageType<UpdateResponse> = messageType("containerd.services.content.v1.UpdateResponse", createUpdateResponse, encodeUpdateResponse, decodeUpdateResponse);
+
+  export interface ListContentRequest {
+    filters: string[];
+  }
+
+  function createListContentRequest(init?: MessageInit<ListContentRequest>): ListContentRequest {
+    const i: MessageInit<ListContentRequest> = init ?? {};
+    return {
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodeListContentRequest(m: MessageInit<ListContentRequest>, w: Writer): void {
+    if (m.filters) for (const v of m.filters) w.uint32(10).string(v);
+  }
+
+  function decodeListContentRequest(r: Reader, end: number): ListContentRequest {
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filters };
+  }
+
+  export const ListContentRequest: MessageType<ListContentRequest> = messageType("containerd.services.content.v1.ListContentRequest", createListContentRequest, encodeListContentRequest, decodeListContentRequest);
+
+  export interface ListContentResponse {
+    info: Info[];
+  }
+
+  function createListContentResponse(init?: MessageInit<ListContentResponse>): ListContentResponse {
+    const i: MessageInit<ListContentResponse> = init ?? {};
+    return {
+      info: i.info ? i.info.map((v) => Info.create(v)) : [],
+    };
+  }
+
+  function encodeListContentResponse(m: MessageInit<ListContentResponse>, w: Writer): void {
+    if (m.info) {
+      for (const v of m.info) {
+        w.uint32(10).fork();
+        Info.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListContentResponse(r: Reader, end: number): ListContentResponse {
+    const info: Info[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          info.push(Info.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { info };
+  }
+
+  export const ListContentResponse: MessageType<ListContentResponse> = messageType("containerd.services.content.v1.ListContentResponse", createListContentResponse, encodeListContentResponse, decodeListContentResponse);
+
+  export interface DeleteContentRequest {
+    digest: string;
+  }
+
+  function createDeleteContentRequest(init?: MessageInit<DeleteContentRequest>): DeleteContentRequest {
+    const i: MessageInit<DeleteContentRequest> = init ?? {};
+    return {
+      digest: i.digest ?? "",
+    };
+  }
+
+  function encodeDeleteContentRequest(m: MessageInit<DeleteContentRequest>, w: Writer): void {
+    if (m.digest) w.uint32(10).string(m.digest);
+  }
+
+  function decodeDeleteContentRequest(r: Reader, end: number): DeleteContentRequest {
+    let digest: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          digest = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { digest };
+  }
+
+  export const DeleteContentRequest: MessageType<DeleteContentRequest> = messageType("containerd.services.content.v1.DeleteContentRequest", createDeleteContentRequest, encodeDeleteContentRequest, decodeDeleteContentRequest);
+
+  export interface ReadContentRequest {
+    digest: string;
+    offset: number;
+    size: number;
+  }
+
+  function createReadContentRequest(init?: MessageInit<ReadContentRequest>): ReadContentRequest {
+    const i: MessageInit<ReadContentRequest> = init ?? {};
+    return {
+      digest: i.digest ?? "",
+      offset: i.offset ?? 0,
+      size: i.size ?? 0,
+    };
+  }
+
+  function encodeReadContentRequest(m: MessageInit<ReadContentRequest>, w: Writer): void {
+    if (m.digest) w.uint32(10).string(m.digest);
+    if (m.offset) writeInt64(w.uint32(16), m.offset);
+    if (m.size) writeInt64(w.uint32(24), m.size);
+  }
+
+  function decodeReadContentRequest(r: Reader, end: number): ReadContentRequest {
+    let digest: string = "";
+    let offset: number = 0;
+    let size: number = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          digest = r.string();
+          continue;
+        case 16:
+          offset = readInt64(r);
+          continue;
+        case 24:
+          size = readInt64(r);
+          continue;
+      }
+      skip(r, t);
+    }
+    return { digest, offset, size };
+  }
+
+  export const ReadContentRequest: MessageType<ReadContentRequest> = messageType("containerd.services.content.v1.ReadContentRequest", createReadContentRequest, encodeReadContentRequest, decodeReadContentRequest);
+
+  export interface ReadContentResponse {
+    /** Where data begins in the blob. */
+    offset: number;
+    data: Uint8Array;
+  }
+
+  function createReadContentResponse(init?: MessageInit<ReadContentResponse>): ReadContentResponse {
+    const i: MessageInit<ReadContentResponse> = init ?? {};
+    return {
+      offset: i.offset ?? 0,
+      data: i.data ?? EMPTY_BYTES,
+    };
+  }
+
+  function encodeReadContentResponse(m: MessageInit<ReadContentResponse>, w: Writer): void {
+    if (m.offset) writeInt64(w.uint32(8), m.offset);
+    if (m.data?.length) w.uint32(18).bytes(m.data);
+  }
+
+  function decodeReadContentResponse(r: Reader, end: number): ReadContentResponse {
+    let offset: number = 0;
+    let data: Uint8Array = EMPTY_BYTES;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          offset = readInt64(r);
+          continue;
+        case 18:
+          data = readBytes(r);
+          continue;
+      }
+      skip(r, t);
+    }
+    return { offset, data };
+  }
+
+  export const ReadContentResponse: MessageType<ReadContentResponse> = messageType("containerd.services.content.v1.ReadContentResponse", createReadContentResponse, encodeReadContentResponse, decodeReadContentResponse);
+
+  export interface Status {
+    startedAt: google_protobuf.Timestamp;
+    updatedAt: google_protobuf.Timestamp;
+    ref: string;
+    offset: number;
+    total: number;
+    expected: string;
+  }
+
+  function createStatus(init?: MessageInit<Status>): Status {
+    const i: MessageInit<Status> = init ?? {};
+    return {
+      startedAt: google_protobuf.Timestamp.create(i.startedAt ?? GO_ZERO_TIME),
+      updatedAt: google_protobuf.Timestamp.create(i.updatedAt ?? GO_ZERO_TIME),
+      ref: i.ref ?? "",
+      offset: i.offset ?? 0,
+      total: i.total ?? 0,
+      expected: i.expected ?? "",
+    };
+  }
+
+  function encodeStatus(m: MessageInit<Status>, w: Writer): void {
+    w.uint32(10).fork();
+    google_protobuf.Timestamp.encodeTo(m.startedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    w.uint32(18).fork();
+    google_protobuf.Timestamp.encodeTo(m.updatedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    if (m.ref) w.uint32(26).string(m.ref);
+    if (m.offset) writeInt64(w.uint32(32), m.offset);
+    if (m.total) writeInt64(w.uint32(40), m.total);
+    if (m.expected) w.uint32(50).string(m.expected);
+  }
+
+  function decodeStatus(r: Reader, end: number): Status {
+    let startedAt: google_protobuf.Timestamp | undefined;
+    let updatedAt: google_protobuf.Timestamp | undefined;
+    let ref: string = "";
+    let offset: number = 0;
+    let total: number = 0;
+    let expected: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          startedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          updatedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 26:
+          ref = r.string();
+          continue;
+        case 32:
+          offset = readInt64(r);
+          continue;
+        case 40:
+          total = readInt64(r);
+          continue;
+        case 50:
+          expected = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { startedAt: startedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), updatedAt: updatedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), ref, offset, total, expected };
+  }
+
+  export const Status: MessageType<Status> = messageType("containerd.services.content.v1.Status", createStatus, encodeStatus, decodeStatus);
+
+  export interface StatusRequest {
+    ref: string;
+  }
+
+  function createStatusRequest(init?: MessageInit<StatusRequest>): StatusRequest {
+    const i: MessageInit<StatusRequest> = init ?? {};
+    return {
+      ref: i.ref ?? "",
+    };
+  }
+
+  function encodeStatusRequest(m: MessageInit<StatusRequest>, w: Writer): void {
+    if (m.ref) w.uint32(10).string(m.ref);
+  }
+
+  function decodeStatusRequest(r: Reader, end: number): StatusRequest {
+    let ref: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          ref = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { ref };
+  }
+
+  export const StatusRequest: MessageType<StatusRequest> = messageType("containerd.services.content.v1.StatusRequest", createStatusRequest, encodeStatusRequest, decodeStatusRequest);
+
+  export interface StatusResponse {
+    status?: Status | undefined;
+  }
+
+  function createStatusResponse(init?: MessageInit<StatusResponse>): StatusResponse {
+    const i: MessageInit<StatusResponse> = init ?? {};
+    return {
+      status: i.status == null ? undefined : Status.create(i.status),
+    };
+  }
+
+  function encodeStatusResponse(m: MessageInit<StatusResponse>, w: Writer): void {
+    if (m.status != null) {
+      w.uint32(10).fork();
+      Status.encodeTo(m.status, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeStatusResponse(r: Reader, end: number): StatusResponse {
+    let status: Status | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          status = Status.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { status };
+  }
+
+  export const StatusResponse: MessageType<StatusResponse> = messageType("containerd.services.content.v1.StatusResponse", createStatusResponse, encodeStatusResponse, decodeStatusResponse);
+
+  export interface ListStatusesRequest {
+    filters: string[];
+  }
+
+  function createListStatusesRequest(init?: MessageInit<ListStatusesRequest>): ListStatusesRequest {
+    const i: MessageInit<ListStatusesRequest> = init ?? {};
+    return {
+      filters: i.filters ? i.filters.slice() : [],
+    };
+  }
+
+  function encodeListStatusesRequest(m: MessageInit<ListStatusesRequest>, w: Writer): void {
+    if (m.filters) for (const v of m.filters) w.uint32(10).string(v);
+  }
+
+  function decodeListStatusesRequest(r: Reader, end: number): ListStatusesRequest {
+    const filters: string[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          filters.push(r.string());
+          continue;
+      }
+      skip(r, t);
+    }
+    return { filters };
+  }
+
+  export const ListStatusesRequest: MessageType<ListStatusesRequest> = messageType("containerd.services.content.v1.ListStatusesRequest", createListStatusesRequest, encodeListStatusesRequest, decodeListStatusesRequest);
+
+  export interface ListStatusesResponse {
+    statuses: Status[];
+  }
+
+  function createListStatusesResponse(init?: MessageInit<ListStatusesResponse>): ListStatusesResponse {
+    const i: MessageInit<ListStatusesResponse> = init ?? {};
+    return {
+      statuses: i.statuses ? i.statuses.map((v) => Status.create(v)) : [],
+    };
+  }
+
+  function encodeListStatusesResponse(m: MessageInit<ListStatusesResponse>, w: Writer): void {
+    if (m.statuses) {
+      for (const v of m.statuses) {
+        w.uint32(10).fork();
+        Status.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeListStatusesResponse(r: Reader, end: number): ListStatusesResponse {
+    const statuses: Status[] = [];
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          statuses.push(Status.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { statuses };
+  }
+
+  export const ListStatusesResponse: MessageType<ListStatusesResponse> = messageType("containerd.services.content.v1.ListStatusesResponse", createListStatusesResponse, encodeListStatusesResponse, decodeListStatusesResponse);
+
+  export enum WriteAction {
+    /** Tells where the ingest is; writes nothing. */
+    STAT = 0,
+    /** Appends data at offset (the current offset; 0 restarts the ingest). */
+    WRITE = 1,
+    /** Appends data, then checks total and expected and makes the blob visible. */
+    COMMIT = 2,
+  }
+
+  export interface WriteContentRequest {
+    action: WriteAction;
+    ref: string;
+    total: number;
+    expected: string;
+    offset: number;
+    data: Uint8Array;
+    /** Set on the blob at COMMIT. */
+    labels: Record<string, string>;
+  }
+
+  function createWriteContentRequest(init?: MessageInit<WriteContentRequest>): WriteContentRequest {
+    const i: MessageInit<WriteContentRequest> = init ?? {};
+    return {
+      action: i.action ?? 0,
+      ref: i.ref ?? "",
+      total: i.total ?? 0,
+      expected: i.expected ?? "",
+      offset: i.offset ?? 0,
+      data: i.data ?? EMPTY_BYTES,
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeWriteContentRequest(m: MessageInit<WriteContentRequest>, w: Writer): void {
+    if (m.action) w.uint32(8).int32(m.action);
+    if (m.ref) w.uint32(18).string(m.ref);
+    if (m.total) writeInt64(w.uint32(24), m.total);
+    if (m.expected) w.uint32(34).string(m.expected);
+    if (m.offset) writeInt64(w.uint32(40), m.offset);
+    if (m.data?.length) w.uint32(50).bytes(m.data);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(58).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeWriteContentRequest(r: Reader, end: number): WriteContentRequest {
+    let action: WriteAction = 0;
+    let ref: string = "";
+    let total: number = 0;
+    let expected: string = "";
+    let offset: number = 0;
+    let data: Uint8Array = EMPTY_BYTES;
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          action = r.int32() as WriteAction;
+          continue;
+        case 18:
+          ref = r.string();
+          continue;
+        case 24:
+          total = readInt64(r);
+          continue;
+        case 34:
+          expected = r.string();
+          continue;
+        case 40:
+          offset = readInt64(r);
+          continue;
+        case 50:
+          data = readBytes(r);
+          continue;
+        case 58: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { action, ref, total, expected, offset, data, labels };
+  }
+
+  export const WriteContentRequest: MessageType<WriteContentRequest> = messageType("containerd.services.content.v1.WriteContentRequest", createWriteContentRequest, encodeWriteContentRequest, decodeWriteContentRequest);
+
+  export interface WriteContentResponse {
+    action: WriteAction;
+    startedAt: google_protobuf.Timestamp;
+    updatedAt: google_protobuf.Timestamp;
+    offset: number;
+    total: number;
+    digest: string;
+  }
+
+  function createWriteContentResponse(init?: MessageInit<WriteContentResponse>): WriteContentResponse {
+    const i: MessageInit<WriteContentResponse> = init ?? {};
+    return {
+      action: i.action ?? 0,
+      startedAt: google_protobuf.Timestamp.create(i.startedAt ?? GO_ZERO_TIME),
+      updatedAt: google_protobuf.Timestamp.create(i.updatedAt ?? GO_ZERO_TIME),
+      offset: i.offset ?? 0,
+      total: i.total ?? 0,
+      digest: i.digest ?? "",
+    };
+  }
+
+  function encodeWriteContentResponse(m: MessageInit<WriteContentResponse>, w: Writer): void {
+    if (m.action) w.uint32(8).int32(m.action);
+    w.uint32(18).fork();
+    google_protobuf.Timestamp.encodeTo(m.startedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    w.uint32(26).fork();
+    google_protobuf.Timestamp.encodeTo(m.updatedAt ?? GO_ZERO_TIME, w);
+    w.ldelim();
+    if (m.offset) writeInt64(w.uint32(32), m.offset);
+    if (m.total) writeInt64(w.uint32(40), m.total);
+    if (m.digest) w.uint32(50).string(m.digest);
+  }
+
+  function decodeWriteContentResponse(r: Reader, end: number): WriteContentResponse {
+    let action: WriteAction = 0;
+    let startedAt: google_protobuf.Timestamp | undefined;
+    let updatedAt: google_protobuf.Timestamp | undefined;
+    let offset: number = 0;
+    let total: number = 0;
+    let digest: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          action = r.int32() as WriteAction;
+          continue;
+        case 18: {
+          const e = subEnd(r, end);
+          startedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          updatedAt = google_protobuf.Timestamp.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 32:
+          offset = readInt64(r);
+          continue;
+        case 40:
+          total = readInt64(r);
+          continue;
+        case 50:
+          digest = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { action, startedAt: startedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), updatedAt: updatedAt ?? google_protobuf.Timestamp.create(GO_ZERO_TIME), offset, total, digest };
+  }
+
+  export const WriteContentResponse: MessageType<WriteContentResponse> = messageType("containerd.services.content.v1.WriteContentResponse", createWriteContentResponse, encodeWriteContentResponse, decodeWriteContentResponse);
+
+  export interface AbortRequest {
+    ref: string;
+  }
+
+  function createAbortRequest(init?: MessageInit<AbortRequest>): AbortRequest {
+    const i: MessageInit<AbortRequest> = init ?? {};
+    return {
+      ref: i.ref ?? "",
+    };
+  }
+
+  function encodeAbortRequest(m: MessageInit<AbortRequest>, w: Writer): void {
+    if (m.ref) w.uint32(10).string(m.ref);
+  }
+
+  function decodeAbortRequest(r: Reader, end: number): AbortRequest {
+    let ref: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          ref = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { ref };
+  }
+
+  export const AbortRequest: MessageType<AbortRequest> = messageType("containerd.services.content.v1.AbortRequest", createAbortRequest, encodeAbortRequest, decodeAbortRequest);
+
+  export type ContentMethods = {
+    /** NotFound when the digest is not in the store. */
+    readonly info: MethodDescriptor<InfoRequest, InfoResponse, "unary", MessageInit<InfoRequest>, MessageInit<InfoResponse>>;
+    /** Only labels change: "labels" (all of them), "labels.KEY"; all labels when the mask is empty. */
+    readonly update: MethodDescriptor<UpdateRequest, UpdateResponse, "unary", MessageInit<UpdateRequest>, MessageInit<UpdateResponse>>;
+    /** containerd filters on digest, size and labels.KEY; batches of at most 100. */
+    readonly list: MethodDescriptor<ListContentRequest, ListContentResponse, "server", MessageInit<ListContentRequest>, MessageInit<ListContentResponse>>;
+    readonly delete: MethodDescriptor<DeleteContentRequest, google_protobuf.Empty, "unary", MessageInit<DeleteContentRequest>, MessageInit<google_protobuf.Empty>>;
+    /** From offset, size bytes (the rest when size <= 0); OutOfRange past the end. */
+    readonly read: MethodDescriptor<ReadContentRequest, ReadContentResponse, "server", MessageInit<ReadContentRequest>, MessageInit<ReadContentResponse>>;
+    /** The ingest of a ref (NotFound when there is none). */
+    readonly status: MethodDescriptor<StatusRequest, StatusResponse, "unary", MessageInit<StatusRequest>, MessageInit<StatusResponse>>;
+    readonly listStatuses: MethodDescriptor<ListStatusesRequest, ListStatusesResponse, "unary", MessageInit<ListStatusesRequest>, MessageInit<ListStatusesResponse>>;
+    /**
+     * The first message names the ref (and may give total and expected); each message is answered.
+     * AlreadyExists as soon as the expected digest is in the store.
+     */
+    readonly write: MethodDescriptor<WriteContentRequest, WriteContentResponse, "bidi", MessageInit<WriteContentRequest>, MessageInit<WriteContentResponse>>;
+    /** Removes the ingest of a ref. */
+    readonly abort: MethodDescriptor<AbortRequest, google_protobuf.Empty, "unary", MessageInit<AbortRequest>, MessageInit<google_protobuf.Empty>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.content.v1.Content. */
+  export const ContentService: ServiceDescriptor<ContentMethods> = {
+    name: "containerd.services.content.v1.Content",
+    methods: {
+      info: {
+        name: "Info",
+        kind: "unary",
+        requestType: InfoRequest,
+        responseType: InfoResponse,
+      },
+      update: {
+        name: "Update",
+        kind: "unary",
+        requestType: UpdateRequest,
+        responseType: UpdateResponse,
+      },
+      list: {
+        name: "List",
+        kind: "server",
+        requestType: ListContentRequest,
+        responseType: ListContentResponse,
+      },
+      delete: {
+        name: "Delete",
+        kind: "unary",
+        requestType: DeleteContentRequest,
+        responseType: google_protobuf.Empty,
+      },
+      read: {
+        name: "Read",
+        kind: "server",
+        requestType: ReadContentRequest,
+        responseType: ReadContentResponse,
+      },
+      status: {
+        name: "Status",
+        kind: "unary",
+        requestType: StatusRequest,
+        responseType: StatusResponse,
+      },
+      listStatuses: {
+        name: "ListStatuses",
+        kind: "unary",
+        requestType: ListStatusesRequest,
+        responseType: ListStatusesResponse,
+      },
+      write: {
+        name: "Write",
+        kind: "bidi",
+        requestType: WriteContentRequest,
+        responseType: WriteContentResponse,
+      },
+      abort: {
+        name: "Abort",
+        kind: "unary",
+        requestType: AbortRequest,
+        responseType: google_protobuf.Empty,
+      },
+    },
+  };
+}
+
+/** Proto package containerd.services.diff.v1. */
+export namespace containerd_services_diff_v1 {
+  export interface ApplyRequest {
+    diff?: containerd_types.Descriptor | undefined;
+    mounts: containerd_types.Mount[];
+    /** Stream processors' payloads, by media type. */
+    payloads: Record<string, google_protobuf.Any>;
+  }
+
+  function createApplyRequest(init?: MessageInit<ApplyRequest>): ApplyRequest {
+    const i: MessageInit<ApplyRequest> = init ?? {};
+    return {
+      diff: i.diff == null ? undefined : containerd_types.Descriptor.create(i.diff),
+      mounts: i.mounts ? i.mounts.map((v) => containerd_types.Mount.create(v)) : [],
+      payloads: i.payloads ? mapValues(i.payloads, (v) => google_protobuf.Any.create(v)) : {},
+    };
+  }
+
+  function encodeApplyRequest(m: MessageInit<ApplyRequest>, w: Writer): void {
+    if (m.diff != null) {
+      w.uint32(10).fork();
+      containerd_types.Descriptor.encodeTo(m.diff, w);
+      w.ldelim();
+    }
+    if (m.mounts) {
+      for (const v of m.mounts) {
+        w.uint32(18).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+    if (m.payloads) {
+      for (const k of Object.keys(m.payloads)) {
+        w.uint32(26).fork().uint32(10).string(k);
+        w.uint32(18).fork();
+        google_protobuf.Any.encodeTo(m.payloads[k] ?? {}, w);
+        w.ldelim();
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeApplyRequest(r: Reader, end: number): ApplyRequest {
+    let diff: containerd_types.Descriptor | undefined;
+    const mounts: containerd_types.Mount[] = [];
+    const payloads: Record<string, google_protobuf.Any> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          diff = containerd_types.Descriptor.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          mounts.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+        case 26: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: google_protobuf.Any | undefined;
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) {
+              const ve = subEnd(r, e);
+              v = google_protobuf.Any.decodeFrom(r, ve);
+              checkEnd(r, ve);
+            }
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(payloads, k, v ?? google_protobuf.Any.create());
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { diff, mounts, payloads };
+  }
+
+  export const ApplyRequest: MessageType<ApplyRequest> = messageType("containerd.services.diff.v1.ApplyRequest", createApplyRequest, encodeApplyRequest, decodeApplyRequest);
+
+  export interface ApplyResponse {
+    applied?: containerd_types.Descriptor | undefined;
+  }
+
+  function createApplyResponse(init?: MessageInit<ApplyResponse>): ApplyResponse {
+    const i: MessageInit<ApplyResponse> = init ?? {};
+    return {
+      applied: i.applied == null ? undefined : containerd_types.Descriptor.create(i.applied),
+    };
+  }
+
+  function encodeApplyResponse(m: MessageInit<ApplyResponse>, w: Writer): void {
+    if (m.applied != null) {
+      w.uint32(10).fork();
+      containerd_types.Descriptor.encodeTo(m.applied, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeApplyResponse(r: Reader, end: number): ApplyResponse {
+    let applied: containerd_types.Descriptor | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          applied = containerd_types.Descriptor.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { applied };
+  }
+
+  export const ApplyResponse: MessageType<ApplyResponse> = messageType("containerd.services.diff.v1.ApplyResponse", createApplyResponse, encodeApplyResponse, decodeApplyResponse);
+
+  export interface DiffRequest {
+    left: containerd_types.Mount[];
+    right: containerd_types.Mount[];
+    mediaType: string;
+    ref: string;
+    labels: Record<string, string>;
+  }
+
+  function createDiffRequest(init?: MessageInit<DiffRequest>): DiffRequest {
+    const i: MessageInit<DiffRequest> = init ?? {};
+    return {
+      left: i.left ? i.left.map((v) => containerd_types.Mount.create(v)) : [],
+      right: i.right ? i.right.map((v) => containerd_types.Mount.create(v)) : [],
+      mediaType: i.mediaType ?? "",
+      ref: i.ref ?? "",
+      labels: i.labels ? (copyMap(i.labels) as Record<string, string>) : {},
+    };
+  }
+
+  function encodeDiffRequest(m: MessageInit<DiffRequest>, w: Writer): void {
+    if (m.left) {
+      for (const v of m.left) {
+        w.uint32(10).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+    if (m.right) {
+      for (const v of m.right) {
+        w.uint32(18).fork();
+        containerd_types.Mount.encodeTo(v ?? {}, w);
+        w.ldelim();
+      }
+    }
+    if (m.mediaType) w.uint32(26).string(m.mediaType);
+    if (m.ref) w.uint32(34).string(m.ref);
+    if (m.labels) {
+      for (const k of Object.keys(m.labels)) {
+        w.uint32(42).fork().uint32(10).string(k);
+        w.uint32(18).string(m.labels[k] ?? "");
+        w.ldelim();
+      }
+    }
+  }
+
+  function decodeDiffRequest(r: Reader, end: number): DiffRequest {
+    const left: containerd_types.Mount[] = [];
+    const right: containerd_types.Mount[] = [];
+    let mediaType: string = "";
+    let ref: string = "";
+    const labels: Record<string, string> = {};
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10: {
+          const e = subEnd(r, end);
+          left.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+        case 18: {
+          const e = subEnd(r, end);
+          right.push(containerd_types.Mount.decodeFrom(r, e));
+          checkEnd(r, e);
+          continue;
+        }
+        case 26:
+          mediaType = r.string();
+          continue;
+        case 34:
+          ref = r.string();
+          continue;
+        case 42: {
+          const e = subEnd(r, end);
+          let k = "";
+          let v: string = "";
+          while (r.pos < e) {
+            const tt = r.uint32();
+            if (tt === 10) k = r.string();
+            else if (tt === 18) v = r.string();
+            else skip(r, tt);
+          }
+          checkEnd(r, e);
+          setEntry(labels, k, v);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { left, right, mediaType, ref, labels };
+  }
+
+  export const DiffRequest: MessageType<DiffRequest> = messageType("containerd.services.diff.v1.DiffRequest", createDiffRequest, encodeDiffRequest, decodeDiffRequest);
+
+  export interface DiffResponse {
+    /** field numbers 1-2 are unused upstream */
+    diff?: containerd_types.Descriptor | undefined;
+  }
+
+  function createDiffResponse(init?: MessageInit<DiffResponse>): DiffResponse {
+    const i: MessageInit<DiffResponse> = init ?? {};
+    return {
+      diff: i.diff == null ? undefined : containerd_types.Descriptor.create(i.diff),
+    };
+  }
+
+  function encodeDiffResponse(m: MessageInit<DiffResponse>, w: Writer): void {
+    if (m.diff != null) {
+      w.uint32(26).fork();
+      containerd_types.Descriptor.encodeTo(m.diff, w);
+      w.ldelim();
+    }
+  }
+
+  function decodeDiffResponse(r: Reader, end: number): DiffResponse {
+    let diff: containerd_types.Descriptor | undefined;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 26: {
+          const e = subEnd(r, end);
+          diff = containerd_types.Descriptor.decodeFrom(r, e);
+          checkEnd(r, e);
+          continue;
+        }
+      }
+      skip(r, t);
+    }
+    return { diff };
+  }
+
+  export const DiffResponse: MessageType<DiffResponse> = messageType("containerd.services.diff.v1.DiffResponse", createDiffResponse, encodeDiffResponse, decodeDiffResponse);
+
+  export type DiffMethods = {
+    readonly apply: MethodDescriptor<ApplyRequest, ApplyResponse, "unary", MessageInit<ApplyRequest>, MessageInit<ApplyResponse>>;
+    /** Writes the difference between two mounts to the content store as a layer. */
+    readonly diff: MethodDescriptor<DiffRequest, DiffResponse, "unary", MessageInit<DiffRequest>, MessageInit<DiffResponse>>;
+  };
+
+  /** The ttrpc descriptor of service containerd.services.diff.v1.Diff. */
+  export const DiffService: ServiceDescriptor<DiffMethods> = {
+    name: "containerd.services.diff.v1.Diff",
+    methods: {
+      apply: {
+        name: "Apply",
+        kind: "unary",
+        requestType: ApplyRequest,
+        responseType: ApplyResponse,
+      },
+      diff: {
+        name: "Diff",
+        kind: "unary",
+        requestType: DiffRequest,
+        responseType: DiffResponse,
       },
     },
   };
