@@ -569,7 +569,7 @@ t.test("nothing is left; tsctl events ends when the daemon stops", async (t) => 
   oneErrorLine(
     t,
     { ...end, exitCode: end.exitCode ?? -1, stderr: String(end.stderr), stdout: "" },
-    /lost the connection to tsruncd/,
+    /tsruncd is stopping|lost the connection to tsruncd/,
     "events when the daemon stops",
   );
   await d.finish(t); // no process, bundle or runc state; the sweep forces nothing; no leak

@@ -116,6 +116,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       bootReport,
       stop: () => {
         stopping ??= (async () => {
+          exchange.closeAll("tsruncd is stopping");
           await server.shutdown({ timeoutMs: 2_000 }).catch(() => {});
           await manager.close();
           await openImages.close();

@@ -32,6 +32,14 @@ export class EventExchange {
     return s;
   }
 
+  /**
+   * Ends every subscription with Unavailable: a Subscribe stream never ends by itself, so a
+   * stopping daemon would otherwise wait out its whole shutdown grace period for each one.
+   */
+  closeAll(message: string): void {
+    for (const s of this.#subscribers) s.close(new TtrpcError(Code.Unavailable, message));
+  }
+
   get subscriberCount(): number {
     return this.#subscribers.size;
   }
@@ -41,7 +49,7 @@ class Subscriber implements Subscription {
   readonly #queue: Envelope[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
-  #overflowed = false;
+  #failure: TtrpcError | undefined;
 
   constructor(
     private readonly filter: EnvelopeFilter,
@@ -58,17 +66,18 @@ class Subscriber implements Subscription {
     }
     if (!match) return;
     if (this.#queue.length >= maxBacklog) {
-      this.#overflowed = true;
-      this.close();
+      this.close(new TtrpcError(Code.ResourceExhausted, "event subscriber fell too far behind"));
       return;
     }
     this.#queue.push(e);
     this.#wake?.();
   }
 
-  close(): void {
+  /** Ends the subscription: quietly, or with `failure` once what is queued has been read. */
+  close(failure?: TtrpcError): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#failure = failure;
     this.onClose();
     this.#wake?.();
   }
@@ -82,8 +91,7 @@ class Subscriber implements Subscription {
           continue;
         }
         if (this.#closed) {
-          if (this.#overflowed)
-            throw new TtrpcError(Code.ResourceExhausted, "event subscriber fell too far behind");
+          if (this.#failure) throw this.#failure;
           return;
         }
         await new Promise<void>((r) => {
