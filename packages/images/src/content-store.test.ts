@@ -243,3 +243,65 @@ t.test("ingestStream stores a stream under the digest it has, checking what is e
   t.same(await readdir(join(cs.root, "ingest")), []);
   t.same(await cs.list(), [desc]);
 });
+
+t.test("ingest: digest and size unknown until commit (Content.Write as ctr import uses it)", async (t) => {
+  const cs = await freshStore(t);
+  const { data, desc } = blob("an archive's blob, digest unknown beforehand");
+  const w = await cs.ingest("tar-blobs/x", { size: desc.size });
+  t.equal(w.offset, 0);
+  await w.write(data.subarray(0, 10));
+  const st = await cs.ingestStatus("tar-blobs/x");
+  t.equal(st?.offset, 10, "status while writing");
+  t.same(st?.expected, { size: desc.size });
+  t.equal(await cs.ingestStatus("other"), undefined, "no ingest of another ref");
+  await rejectsCode(t, cs.abortIngest("tar-blobs/x"), Code.Unavailable, "abort of a held ingest");
+  await w.write(data.subarray(10));
+  const c = await w.commitAs();
+  t.same(c, { ...desc, existed: false });
+  t.same(await cs.info(desc.digest), desc);
+  t.equal(await cs.ingestStatus("tar-blobs/x"), undefined, "ingest gone after commit");
+  // Same bytes again: committed, existed.
+  const w2 = await cs.ingest("again");
+  await w2.write(data);
+  t.same(await w2.commitAs({ digest: desc.digest, size: desc.size }), { ...desc, existed: true });
+  t.same(await cs.ingestStates(), [], "no ingest left");
+});
+
+t.test("ingest: restart, resume, close keeps it, commit checks, abortIngest", async (t) => {
+  const cs = await freshStore(t);
+  const { data, desc } = blob(randomBytes(3000));
+  let w = await cs.ingest("r1", { digest: desc.digest });
+  await w.write(Buffer.from("garbage"));
+  await w.restart();
+  t.equal(w.offset, 0, "restart empties");
+  await w.write(data.subarray(0, 1000));
+  await w.close();
+  w = await cs.ingest("r1", { digest: desc.digest });
+  t.equal(w.offset, 1000, "resumed after close");
+  await w.write(data.subarray(1000));
+  await rejectsCode(t, w.commitAs({ size: 2999 }), Code.FailedPrecondition, "size given at commit");
+  t.equal((await cs.ingestStatus("r1"))?.offset, 3000, "a wrong size keeps the ingest");
+  w = await cs.ingest("r1", { digest: desc.digest });
+  await rejectsCode(
+    t,
+    w.commitAs({ digest: sha256Digest("other") }),
+    Code.FailedPrecondition,
+    "digest given at commit",
+  );
+  t.equal(await cs.ingestStatus("r1"), undefined, "a wrong digest discards the ingest");
+  w = await cs.ingest("r2", {});
+  await w.write(data);
+  await w.close();
+  const states = await cs.ingestStates();
+  t.same(
+    states.map((s) => [s.ref, s.offset]),
+    [["r2", 3000]],
+  );
+  t.ok(states[0]!.startedAt instanceof Date && states[0]!.updatedAt instanceof Date);
+  await cs.abortIngest("r2");
+  await rejectsCode(t, cs.abortIngest("r2"), Code.NotFound, "abort of no ingest");
+  await rejectsCode(t, cs.ingest("r3", { digest: "sha256:nope" }), Code.InvalidArgument, "bad digest");
+  const other = await cs.ingest("r4", { size: 2 });
+  await rejectsCode(t, other.write(Buffer.from("abc")), Code.FailedPrecondition, "past the size");
+  t.equal(await cs.ingestStatus("r4"), undefined, "overrun discards");
+});

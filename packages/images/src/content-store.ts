@@ -53,8 +53,29 @@ export interface IngestStatus {
   ref: string;
   /** Bytes in the ingest so far. */
   offset: number;
+  /** digest "" and size -1 where the ingest's writer did not know them. */
   expected: BlobInfo;
   updatedAt: Date;
+}
+
+/** What an ingest of `ContentStore.ingest` knows of its blob beforehand (either may be unknown). */
+export interface IngestExpected {
+  digest?: string;
+  size?: number;
+}
+
+/** One ingest, by its ref (`ContentStore.ingestStatus`). */
+export interface IngestState {
+  ref: string;
+  offset: number;
+  expected: IngestExpected;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
+/** A committed blob, and whether the store held it already (the ingest's bytes were dropped). */
+export interface Committed extends BlobInfo {
+  existed: boolean;
 }
 
 /** A resumable writer of one blob; see ContentStore.writer. */
@@ -71,6 +92,26 @@ export interface ContentWriter {
   commit(): Promise<void>;
   /** Closes the writer and removes the ingest. */
   abort(): Promise<void>;
+}
+
+/**
+ * A writer of `ContentStore.ingest`: what it expects may be partly unknown until `commitAs`, and
+ * it may start over.
+ */
+export interface IngestWriter extends ContentWriter {
+  readonly expected: IngestExpected;
+  readonly startedAt: Date;
+  readonly updatedAt: Date;
+  /** Empties the ingest (a client writing from offset 0 again). */
+  restart(): Promise<void>;
+  /**
+   * Commits with what is known now (`size`, `digest` given here win over the ingest's): a short
+   * or long ingest is FailedPrecondition and stays; a digest mismatch is FailedPrecondition and
+   * discards it. Returns the blob, `existed` when the store already held it.
+   */
+  commitAs(final?: IngestExpected): Promise<Committed>;
+  /** Closes the writer, keeping the ingest for a later writer of the ref. */
+  close(): Promise<void>;
 }
 
 /** Bounded reads (manifests, configs, indexes) default to this. */
@@ -98,9 +139,33 @@ function checkRef(ref: unknown): string {
   return ref;
 }
 
-function sameExpected(a: unknown, b: BlobInfo): boolean {
-  const o = a as Partial<BlobInfo> | null;
+function sameExpected(a: unknown, b: IngestExpected): boolean {
+  const o = a as IngestExpected | null;
   return typeof o === "object" && o !== null && o.digest === b.digest && o.size === b.size;
+}
+
+const ingestKey = (ref: string) => createHash("sha256").update(ref).digest("hex");
+
+/** An ingest directory's state; undefined when it is half-made, gone, or not `ref`'s. */
+async function readIngest(dir: string, ref?: string): Promise<IngestState | undefined> {
+  try {
+    const found = await readFile(join(dir, "ref"), "utf8");
+    if (ref !== undefined && found !== ref) return undefined;
+    const raw = JSON.parse(await readFile(join(dir, "expected"), "utf8")) as IngestExpected;
+    const expected: IngestExpected = {};
+    if (typeof raw.digest === "string") expected.digest = raw.digest;
+    if (typeof raw.size === "number") expected.size = raw.size;
+    const [d, data] = await Promise.all([stat(dir), stat(join(dir, "data"))]);
+    return {
+      ref: found,
+      offset: data.size,
+      expected,
+      startedAt: d.birthtimeMs > 0 ? d.birthtime : d.ctime,
+      updatedAt: data.mtime,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 export class ContentStore {
@@ -192,11 +257,29 @@ export class ContentStore {
    * there. Unavailable while another writer of this store holds the ref.
    */
   async writer(ref: string, expected: BlobInfo): Promise<ContentWriter> {
-    checkRef(ref);
     digestHex(expected.digest);
     checkSize(expected.size);
-    const want: BlobInfo = { digest: expected.digest, size: expected.size };
-    const key = createHash("sha256").update(ref).digest("hex");
+    return this.ingest(ref, { digest: expected.digest, size: expected.size });
+  }
+
+  /**
+   * A writer for the ingest `ref`, as containerd's Content.Write opens one: the blob's digest or
+   * size may be unknown until commit. An interrupted ingest of the same ref that expected the same
+   * is resumed (its `offset`); one that expected something else is emptied. Unavailable while
+   * another writer holds the ref.
+   */
+  async ingest(ref: string, expected: IngestExpected = {}): Promise<IngestWriter> {
+    checkRef(ref);
+    const want: IngestExpected = {};
+    if (expected.digest !== undefined && expected.digest !== "") {
+      digestHex(expected.digest);
+      want.digest = expected.digest;
+    }
+    if (expected.size !== undefined) {
+      checkSize(expected.size);
+      want.size = expected.size;
+    }
+    const key = ingestKey(ref);
     if (this.#locked.has(key))
       throw new TtrpcError(Code.Unavailable, `ingest ref ${JSON.stringify(ref)} is locked`);
     this.#locked.add(key);
@@ -217,7 +300,7 @@ export class ContentStore {
       let offset = 0;
       const resumable = sameExpected(previous, want);
       const { size: existing } = await fh.stat();
-      if (resumable && existing <= want.size) {
+      if (resumable && (want.size === undefined || existing <= want.size)) {
         offset = await rehash(fh, existing, hash);
         const now = new Date();
         await utimes(dataPath, now, now);
@@ -226,12 +309,69 @@ export class ContentStore {
         await writeSmall(join(dir, "ref"), ref);
         await writeSmall(join(dir, "expected"), JSON.stringify(want));
       }
-      return new IngestWriter(fh, hash, offset, want, dir, this.blobPath(want.digest), this.#blobs, release);
+      const dirStat = await stat(dir);
+      const startedAt = dirStat.birthtimeMs > 0 ? dirStat.birthtime : dirStat.ctime;
+      return new Ingest(fh, hash, offset, want, dir, startedAt, this, release);
     } catch (err) {
       await fh?.close().catch(() => {});
       release();
       throw err;
     }
+  }
+
+  /** The ingest of `ref`, undefined when there is none. */
+  async ingestStatus(ref: string): Promise<IngestState | undefined> {
+    checkRef(ref);
+    return readIngest(join(this.#ingest, ingestKey(ref)), ref);
+  }
+
+  /** Every ingest with its ref (what Content.ListStatuses shows). */
+  async ingestStates(): Promise<IngestState[]> {
+    const out: IngestState[] = [];
+    for (const name of await readdir(this.#ingest)) {
+      const st = await readIngest(join(this.#ingest, name));
+      if (st) out.push(st);
+    }
+    return out.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+  }
+
+  /** Removes the ingest of `ref`: NotFound when there is none, Unavailable while a writer holds it. */
+  async abortIngest(ref: string): Promise<void> {
+    checkRef(ref);
+    const key = ingestKey(ref);
+    if (this.#locked.has(key))
+      throw new TtrpcError(Code.Unavailable, `ingest ref ${JSON.stringify(ref)} is locked`);
+    const dir = join(this.#ingest, key);
+    if (!(await readIngest(dir, ref)))
+      throw new TtrpcError(Code.NotFound, `ingest ref ${JSON.stringify(ref)}: not found`);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** A blob's size and when it was committed (its inode's change time); undefined when absent. */
+  async stat(digest: string): Promise<(BlobInfo & { committedAt: Date }) | undefined> {
+    try {
+      const st = await stat(this.blobPath(digest));
+      return st.isFile() ? { digest, size: st.size, committedAt: st.ctime } : undefined;
+    } catch (err) {
+      if (errnoCode(err) === "ENOENT") return undefined;
+      throw err;
+    }
+  }
+
+  /** @internal Moves a verified ingest's data into blobs/ unless the blob is there; true when it was. */
+  async _install(dataPath: string, digest: string): Promise<boolean> {
+    const target = this.blobPath(digest);
+    let exists = false;
+    try {
+      exists = (await stat(target)).isFile();
+    } catch (err) {
+      if (errnoCode(err) !== "ENOENT") throw err;
+    }
+    if (!exists) {
+      await rename(dataPath, target);
+      await fsyncDir(this.#blobs);
+    }
+    return exists;
   }
 
   /** Writes a small blob held in memory (size and digest checked first: FailedPrecondition). */
@@ -356,8 +496,9 @@ export class ContentStore {
       const dir = join(this.#ingest, name);
       try {
         const ref = await readFile(join(dir, "ref"), "utf8");
-        const expected = JSON.parse(await readFile(join(dir, "expected"), "utf8")) as BlobInfo;
+        const raw = JSON.parse(await readFile(join(dir, "expected"), "utf8")) as IngestExpected;
         const st = await stat(join(dir, "data"));
+        const expected = { digest: raw.digest ?? "", size: raw.size ?? -1 };
         out.push({ ref, offset: st.size, expected, updatedAt: st.mtime });
       } catch {
         // half-created or being removed: not an ingest anyone can resume
@@ -441,21 +582,24 @@ async function rehash(fh: FileHandle, length: number, hash: Hash): Promise<numbe
   return pos;
 }
 
-class IngestWriter implements ContentWriter {
+class Ingest implements IngestWriter {
   #offset: number;
   #closed = false;
+  #hash: Hash;
+  #updatedAt = new Date();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly fh: FileHandle,
-    private readonly hash: Hash,
+    hash: Hash,
     offset: number,
-    private readonly expected: BlobInfo,
+    readonly expected: IngestExpected,
     private readonly dir: string,
-    private readonly target: string,
-    private readonly blobsDir: string,
+    readonly startedAt: Date,
+    private readonly store: ContentStore,
     private readonly release: () => void,
   ) {
+    this.#hash = hash;
     this.#offset = offset;
   }
 
@@ -463,12 +607,39 @@ class IngestWriter implements ContentWriter {
     return this.#offset;
   }
 
+  get updatedAt(): Date {
+    return this.#updatedAt;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     return this.#serial(() => this.#write(chunk));
   }
 
-  commit(): Promise<void> {
-    return this.#serial(() => this.#commit());
+  async commit(): Promise<void> {
+    await this.commitAs();
+  }
+
+  commitAs(final: IngestExpected = {}): Promise<Committed> {
+    return this.#serial(() => this.#commit(final));
+  }
+
+  restart(): Promise<void> {
+    return this.#serial(async () => {
+      this.#checkOpen();
+      try {
+        await this.fh.truncate(0);
+      } catch (err) {
+        await this.#close();
+        throw err;
+      }
+      this.#hash = createHash("sha256");
+      this.#offset = 0;
+      this.#updatedAt = new Date();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#serial(() => this.#close());
   }
 
   abort(): Promise<void> {
@@ -484,19 +655,23 @@ class IngestWriter implements ContentWriter {
     return run;
   }
 
+  #what(): string {
+    return this.expected.digest ? `content ${this.expected.digest}` : "ingest";
+  }
+
   #checkOpen(): void {
-    if (this.#closed)
-      throw new TtrpcError(Code.FailedPrecondition, `writer of ${this.expected.digest} is closed`);
+    if (this.#closed) throw new TtrpcError(Code.FailedPrecondition, `writer of ${this.#what()} is closed`);
   }
 
   async #write(chunk: Uint8Array): Promise<void> {
     this.#checkOpen();
-    if (this.#offset + chunk.length > this.expected.size) {
+    const { size } = this.expected;
+    if (size !== undefined && this.#offset + chunk.length > size) {
       const total = this.#offset + chunk.length;
       await this.#discard();
       throw new TtrpcError(
         Code.FailedPrecondition,
-        `content ${this.expected.digest}: ${total} bytes written, more than the expected ${this.expected.size}`,
+        `${this.#what()}: ${total} bytes written, more than the expected ${size}`,
       );
     }
     let done = 0;
@@ -510,22 +685,25 @@ class IngestWriter implements ContentWriter {
       await this.#close();
       throw err;
     }
-    this.hash.update(chunk);
+    this.#hash.update(chunk);
     this.#offset += chunk.length;
+    this.#updatedAt = new Date();
   }
 
-  async #commit(): Promise<void> {
+  async #commit(final: IngestExpected): Promise<Committed> {
     this.#checkOpen();
-    const { digest, size } = this.expected;
-    if (this.#offset !== size) {
+    const digest = final.digest || this.expected.digest;
+    const size = final.size ?? this.expected.size;
+    if (digest !== undefined) digestHex(digest);
+    if (size !== undefined && this.#offset !== size) {
       await this.#close();
       throw new TtrpcError(
         Code.FailedPrecondition,
         `unexpected commit size ${this.#offset}, expected ${size}`,
       );
     }
-    const actual = `sha256:${this.hash.digest("hex")}`;
-    if (actual !== digest) {
+    const actual = `sha256:${this.#hash.copy().digest("hex")}`;
+    if (digest !== undefined && actual !== digest) {
       await this.#discard();
       throw new TtrpcError(Code.FailedPrecondition, `unexpected commit digest ${actual}, expected ${digest}`);
     }
@@ -537,17 +715,9 @@ class IngestWriter implements ContentWriter {
       throw err;
     }
     await this.#close();
-    let exists = false;
-    try {
-      exists = (await stat(this.target)).isFile();
-    } catch (err) {
-      if (errnoCode(err) !== "ENOENT") throw err;
-    }
-    if (!exists) {
-      await rename(join(this.dir, "data"), this.target);
-      await fsyncDir(this.blobsDir);
-    }
+    const existed = await this.store._install(join(this.dir, "data"), actual);
     await rm(this.dir, { recursive: true, force: true });
+    return { digest: actual, size: this.#offset, existed };
   }
 
   async #close(): Promise<void> {
