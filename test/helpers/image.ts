@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa } from "execa";
 import type { Containerd } from "./containerd.js";
+import { makeBusyboxRootfs } from "./rootfs.js";
 
 const GO_ARCH: Record<string, string> = {
   x64: "amd64",
@@ -17,13 +18,25 @@ const GO_ARCH: Record<string, string> = {
   s390x: "s390x",
 };
 
-/** Imports a busybox image named `ref` into `cd` and returns `ref`. */
-export async function importBusyboxImage(
-  cd: Containerd,
-  ref = "docker.io/tsr/busybox:latest",
-): Promise<string> {
-  const rootfs = cd.rootfs("image-rootfs");
-  const dir = path.join(cd.root, "image-oci");
+/** What an image archive may carry besides the busybox layer. */
+export interface BusyboxImageOptions {
+  /** The image config's `config` (Entrypoint, Cmd, Env, StopSignal, …). Default `{}`. */
+  config?: Record<string, unknown>;
+}
+
+/**
+ * Builds a one-layer busybox OCI archive at `archive` (offline) naming every ref in `refs`, one
+ * manifest for all of them; `scratch` is a directory it may create and remove (the rootfs, the
+ * layout). Import it with `ctr image import` into as many containerds as you like.
+ */
+export async function buildBusyboxImageArchive(
+  scratch: string,
+  archive: string,
+  refs: string[],
+  opts: BusyboxImageOptions = {},
+): Promise<void> {
+  const rootfs = makeBusyboxRootfs(path.join(scratch, "image-rootfs"));
+  const dir = path.join(scratch, "image-oci");
   const blobs = path.join(dir, "blobs", "sha256");
   fs.mkdirSync(blobs, { recursive: true });
   const blob = (data: Buffer) => {
@@ -36,7 +49,11 @@ export async function importBusyboxImage(
   const layer = blob(Buffer.from(tar.stdout));
   const config = blob(
     Buffer.from(
-      JSON.stringify({ ...platform, config: {}, rootfs: { type: "layers", diff_ids: [layer.digest] } }),
+      JSON.stringify({
+        ...platform,
+        config: opts.config ?? {},
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+      }),
     ),
   );
   const manifest = blob(
@@ -54,19 +71,26 @@ export async function importBusyboxImage(
     path.join(dir, "index.json"),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          ...manifest,
-          platform,
-          annotations: { "io.containerd.image.name": ref },
-        },
-      ],
+      manifests: refs.map((ref) => ({
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        ...manifest,
+        platform,
+        annotations: { "io.containerd.image.name": ref },
+      })),
     }),
   );
-  const archive = path.join(cd.root, "image.tar");
   await execa("tar", ["-C", dir, "-cf", archive, "."]);
   fs.rmSync(dir, { recursive: true });
+  fs.rmSync(rootfs, { recursive: true });
+}
+
+/** Imports a busybox image named `ref` into `cd` and returns `ref`. */
+export async function importBusyboxImage(
+  cd: Containerd,
+  ref = "docker.io/tsr/busybox:latest",
+): Promise<string> {
+  const archive = path.join(cd.root, "image.tar");
+  await buildBusyboxImageArchive(cd.root, archive, [ref]);
   const r = await cd.ctr(["image", "import", archive]);
   if (r.exitCode !== 0) throw new Error(`${r.command}: ${r.stderr}`);
   return ref;
