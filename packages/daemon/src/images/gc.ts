@@ -8,6 +8,7 @@ import { isIndexType, isManifestType } from "@tsrunc/images/distribution";
 import type { Logger } from "pino";
 import type { ImageStore } from "../store/image-store.js";
 import type { MetadataStore } from "../store/index.js";
+import type { ContentMeta } from "./content-meta.js";
 import type { LeaseManager } from "./leases.js";
 import type { Snapshotters } from "./snapshotters.js";
 
@@ -42,6 +43,8 @@ export interface GcDeps {
   metadata: MetadataStore;
   leases: LeaseManager;
   log: Logger;
+  /** Labels of content per namespace (Content service): a removed blob's are dropped. */
+  contentMeta?: ContentMeta;
 }
 
 export class GarbageCollector {
@@ -160,6 +163,7 @@ export class GarbageCollector {
       if (appeared >= floor || leases.holdsBlob(blob.digest)) continue;
       try {
         await content.delete(blob.digest);
+        this.d.contentMeta?.forget(blob.digest);
         report.blobsRemoved++;
         report.bytesFreed += blob.size;
       } catch (err) {
@@ -169,12 +173,25 @@ export class GarbageCollector {
 
     // ---- ingests: kept while a pull holds them (in memory, or durably for a resume) ----------
     report.ingestsRemoved = await content.abortIngests((ref) => {
+      if (ref !== undefined && leases.holdsIngest(ref)) return true;
       const digest = ref?.match(digestAtEnd)?.[0];
       return digest !== undefined && (durable.has(digest) || leases.holdsBlob(digest));
     });
 
     log.info({ ...report, ms: Date.now() - started, boot: options.boot === true }, "gc");
     return report;
+  }
+
+  /**
+   * Blobs the image records of the namespaces `which` accepts reach (index → manifests → config +
+   * layers): what Content.Delete of another namespace must not remove.
+   */
+  async reachable(which: (namespace: string) => boolean): Promise<Set<string>> {
+    const keep = new Set<string>();
+    const chains = new Set<string>();
+    for (const rec of this.d.images.all())
+      if (which(rec.namespace)) await this.#markContent(rec.target, keep, chains, 0);
+    return keep;
   }
 
   /** Marks a descriptor's blob and what it references (index → manifests → config + layers). */

@@ -12,6 +12,8 @@ export class Lease {
   readonly startedAt = Date.now();
   readonly blobs = new Set<string>();
   readonly snapshots = new Set<string>();
+  /** Content ingest refs (as the content store names them) whose partial bytes are kept. */
+  readonly ingests = new Set<string>();
   #released = false;
 
   constructor(
@@ -25,6 +27,10 @@ export class Lease {
 
   addSnapshots(...keys: string[]): void {
     for (const k of keys) this.snapshots.add(k);
+  }
+
+  addIngests(...refs: string[]): void {
+    for (const r of refs) this.ingests.add(r);
   }
 
   get released(): boolean {
@@ -61,6 +67,11 @@ export class LeaseManager {
 
   holdsSnapshot(namespace: string, key: string): boolean {
     for (const l of this.#live) if (l.namespace === namespace && l.snapshots.has(key)) return true;
+    return false;
+  }
+
+  holdsIngest(ref: string): boolean {
+    for (const l of this.#live) if (l.ingests.has(ref)) return true;
     return false;
   }
 

@@ -6,8 +6,10 @@
 import { join } from "node:path";
 import { ContentStore, type SnapshotterBackend } from "@tsrunc/images";
 import type { Logger } from "pino";
+import { KeyedMutex } from "../keyed-mutex.js";
 import { ImageStore } from "../store/image-store.js";
 import type { MetadataStore } from "../store/index.js";
+import { ContentMeta } from "./content-meta.js";
 import { GarbageCollector } from "./gc.js";
 import { LeaseManager } from "./leases.js";
 import { Snapshotters } from "./snapshotters.js";
@@ -22,6 +24,9 @@ export interface ImageSystemOptions {
 }
 
 export class ImageSystem {
+  /** "<namespace>/<key>": Diff.Apply into a snapshot, and its Commit and Remove, one at a time. */
+  readonly snapshotLocks = new KeyedMutex();
+
   private constructor(
     readonly content: ContentStore,
     readonly snapshotters: Snapshotters,
@@ -30,6 +35,8 @@ export class ImageSystem {
     readonly leases: LeaseManager,
     readonly gc: GarbageCollector,
     readonly log: Logger,
+    /** Content labels per namespace (<root>/content-meta.db). */
+    readonly contentMeta: ContentMeta,
   ) {}
 
   static async open(o: ImageSystemOptions): Promise<ImageSystem> {
@@ -37,7 +44,16 @@ export class ImageSystem {
     const snapshotters = new Snapshotters(join(o.root, "snapshots"), o.snapshotterBackend ?? "auto");
     const images = new ImageStore(o.metadata.database);
     const leases = new LeaseManager();
+    const contentMeta = new ContentMeta(join(o.root, "content-meta.db"));
+    try {
+      const present = new Set((await content.list()).map((b) => b.digest));
+      contentMeta.sweep((d) => present.has(d));
+    } catch (err) {
+      contentMeta.close();
+      throw err;
+    }
     const gc = new GarbageCollector({
+      contentMeta,
       content,
       snapshotters,
       images,
@@ -45,7 +61,7 @@ export class ImageSystem {
       leases,
       log: o.log,
     });
-    return new ImageSystem(content, snapshotters, images, o.metadata, leases, gc, o.log);
+    return new ImageSystem(content, snapshotters, images, o.metadata, leases, gc, o.log, contentMeta);
   }
 
   #timer: NodeJS.Timeout | undefined;
@@ -65,5 +81,6 @@ export class ImageSystem {
     clearInterval(this.#timer);
     this.#timer = undefined;
     await this.snapshotters.close();
+    this.contentMeta.close();
   }
 }

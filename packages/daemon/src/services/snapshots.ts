@@ -10,6 +10,7 @@ import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { checkSnapshotter } from "../images/snapshotters.js";
 import type { ImageSystem } from "../images/system.js";
 import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
+import type { LeasedScope, LeaseLookup } from "./content.js";
 import type { CallScope } from "./tasks.js";
 
 type Mount = { type: string; source: string; target?: string; options: string[] };
@@ -66,7 +67,24 @@ function key(k: string, what = "key"): string {
 }
 
 export class SnapshotsApi {
-  constructor(private readonly sys: ImageSystem) {}
+  constructor(
+    private readonly sys: ImageSystem,
+    /** Finds the lease a call names: what it prepares, views or commits is held by it. */
+    private readonly leases?: LeaseLookup,
+  ) {}
+
+  /** The lease a call names (NotFound when it does not exist), checked before anything is made. */
+  #lease(s: LeasedScope) {
+    if (!s.lease || !this.leases) return undefined;
+    const lease = this.leases(s.namespace, s.lease);
+    if (!lease || lease.released)
+      throw new TtrpcError(Code.NotFound, `lease ${JSON.stringify(s.lease)} does not exist`);
+    return lease;
+  }
+
+  #locked<T>(s: CallScope, k: string, fn: () => Promise<T>): Promise<T> {
+    return this.sys.snapshotLocks.run(`${s.namespace}/${k}`, fn);
+  }
 
   #sn(s: CallScope, name: string) {
     checkSnapshotter(name);
@@ -74,19 +92,21 @@ export class SnapshotsApi {
   }
 
   async prepare(
-    s: CallScope,
+    s: LeasedScope,
     req: snapshotsapi.PrepareSnapshotRequest,
   ): Promise<snapshotsapi.PrepareSnapshotResponse> {
     const sn = await this.#sn(s, req.snapshotter);
+    this.#lease(s)?.addSnapshots(key(req.key));
     const mounts = await sn.prepare(key(req.key), req.parent || undefined, { labels: req.labels });
     return { mounts: toMounts(mounts) };
   }
 
   async view(
-    s: CallScope,
+    s: LeasedScope,
     req: snapshotsapi.ViewSnapshotRequest,
   ): Promise<snapshotsapi.ViewSnapshotResponse> {
     const sn = await this.#sn(s, req.snapshotter);
+    this.#lease(s)?.addSnapshots(key(req.key));
     const mounts = await sn.view(key(req.key), req.parent || undefined, { labels: req.labels });
     return { mounts: toMounts(mounts) };
   }
@@ -96,10 +116,13 @@ export class SnapshotsApi {
     return { mounts: toMounts(await sn.mounts(key(req.key))) };
   }
 
-  async commit(s: CallScope, req: snapshotsapi.CommitSnapshotRequest): Promise<void> {
+  async commit(s: LeasedScope, req: snapshotsapi.CommitSnapshotRequest): Promise<void> {
     const sn = await this.#sn(s, req.snapshotter);
     const labels = Object.keys(req.labels).length ? req.labels : undefined;
-    await sn.commit(key(req.name, "name"), key(req.key), labels ? { labels } : {});
+    const name = key(req.name, "name");
+    const k = key(req.key);
+    this.#lease(s)?.addSnapshots(name);
+    await this.#locked(s, k, () => sn.commit(name, k, labels ? { labels } : {}));
   }
 
   async remove(s: CallScope, req: snapshotsapi.RemoveSnapshotRequest): Promise<void> {
@@ -112,7 +135,7 @@ export class SnapshotsApi {
           `snapshot ${JSON.stringify(k)} is the rootfs of container ${JSON.stringify(c.id)}, which has a task: delete the task first`,
         );
     }
-    await sn.remove(k);
+    await this.#locked(s, k, () => sn.remove(k));
   }
 
   async stat(
