@@ -7,6 +7,8 @@ export interface DaemonConfig {
   root: string;
   state: string;
   address: string;
+  /** containerd's gRPC API socket; undefined: not served (`--grpc-address none`). */
+  grpcAddress: string | undefined;
   logLevel: string;
   /** A group (name or gid) whose members may use the socket besides root. */
   group: string | undefined;
@@ -23,14 +25,19 @@ export const defaultCniConfDir = "/etc/tsrunc/cni/net.d";
 /** Debian's containernetworking-plugins first, then the upstream tarball's place. */
 export const defaultCniBinDirs = ["/usr/lib/cni", "/opt/cni/bin"];
 
+/** Where containerd's gRPC API is served by default (beside the ttrpc socket). */
+export const defaultGrpcAddress = "/run/tsrunc/tsruncd-grpc.sock";
+
 export class UsageError extends Error {}
 
 const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
-export const usage = `usage: tsruncd [--root DIR] [--state DIR] [--address PATH] [--log-level LEVEL] [--group GROUP]
+export const usage = `usage: tsruncd [--root DIR] [--state DIR] [--address PATH] [--grpc-address PATH|none] [--log-level LEVEL] [--group GROUP]
   --root       durable state: database (default ${defaultDaemonRoot})
   --state      volatile state: bundles, sockets (default ${defaultDaemonState})
   --address    the API socket (default <state>/tsruncd.sock, ${defaultDaemonAddress} by default)
+  --grpc-address  containerd's gRPC API socket, or none (default <state>/tsruncd-grpc.sock,
+               ${defaultGrpcAddress} by default)
   --log-level  ${levels.join("|")} (default info)
   --group      a group whose members may use the socket besides root
   --shim-timeout-ms  cap on each deadline of a shim's creation (default: 10 s start/connect, 60 s Create)
@@ -58,6 +65,13 @@ export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
   const root = abs("root", v.root ?? defaultDaemonRoot);
   const state = abs("state", v.state ?? defaultDaemonState);
   const address = abs("address", v.address ?? (v.state ? `${state}/tsruncd.sock` : defaultDaemonAddress));
+  const grpcArg = v["grpc-address"];
+  const grpcAddress =
+    grpcArg === "none"
+      ? undefined
+      : abs("grpc-address", grpcArg ?? (v.state ? `${state}/tsruncd-grpc.sock` : defaultGrpcAddress));
+  if (grpcAddress !== undefined && grpcAddress === address)
+    throw new UsageError("--grpc-address must differ from --address");
   const cap = v["shim-timeout-ms"];
   if (cap !== undefined && !/^[1-9][0-9]{0,8}$/.test(cap))
     throw new UsageError(`invalid --shim-timeout-ms ${JSON.stringify(cap)}`);
@@ -65,6 +79,7 @@ export function parseConfig(argv: string[]): DaemonConfig | "help" | "version" {
     root,
     state,
     address,
+    grpcAddress,
     logLevel,
     group: v.group,
     debugShims: v["debug-shims"] ?? false,
@@ -85,6 +100,7 @@ function parse(argv: string[]) {
       root: { type: "string" },
       state: { type: "string" },
       address: { type: "string" },
+      "grpc-address": { type: "string" },
       "log-level": { type: "string" },
       group: { type: "string" },
       "debug-shims": { type: "boolean" },

@@ -10,18 +10,25 @@ import { NetworkManager } from "./cni/network-manager.js";
 import type { DaemonConfig } from "./config.js";
 import { EventExchange } from "./events/exchange.js";
 import { resolveGroup } from "./group.js";
+import { type GrpcApi, serveGrpcApi } from "./grpc/listener.js";
 import { ImageSystem } from "./images/system.js";
 import { lockRoot, type RootLock } from "./lock.js";
 import { peerAccess } from "./peer-access.js";
 import { type BootReport, boot } from "./runtime/boot.js";
 import { TaskManager } from "./runtime/task-manager.js";
-import { daemonServer } from "./server.js";
+import { daemonServer, registerServices, type Services } from "./server.js";
 import { ContainersApi } from "./services/containers.js";
+import { ContentApi } from "./services/content.js";
+import { DiffApi } from "./services/diff.js";
 import { EventsApi } from "./services/events.js";
 import { ImageToolsApi } from "./services/image-tools.js";
 import { ImagesApi } from "./services/images.js";
+import { IntrospectionApi } from "./services/introspection.js";
+import { LeasesApi } from "./services/leases.js";
+import { NamespacesApi } from "./services/namespaces.js";
 import { SnapshotsApi } from "./services/snapshots.js";
 import { TasksApi } from "./services/tasks.js";
+import { VersionApi } from "./services/version.js";
 import { MetadataStore } from "./store/index.js";
 
 export interface RunningDaemon {
@@ -53,6 +60,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
   let store: MetadataStore | undefined;
   let listener: NetServer | undefined;
   let images: ImageSystem | undefined;
+  let grpcApi: GrpcApi | undefined;
   try {
     store = MetadataStore.open(join(config.root, "meta.db"));
     images = await ImageSystem.open({ root: config.root, metadata: store, log });
@@ -83,20 +91,32 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
     const bootReport = boot(manager);
     // Root and the --group's members only, checked per connection by SO_PEERCRED (peer-access.ts).
     const access = peerAccess({ gid, log });
-    const server: Server = daemonServer(
-      {
-        containers: new ContainersApi(store, exchange, network),
-        tasks: new TasksApi(store, manager),
-        events: new EventsApi(exchange),
-        images: {
-          images: new ImagesApi(images, exchange),
-          snapshots: new SnapshotsApi(images),
-          tools: new ImageToolsApi(images, exchange),
-        },
+    const imageSystem = images;
+    const leases = new LeasesApi({ leases: images.leases, collect: () => imageSystem.gc.collect() });
+    const leaseLookup = (namespace: string, id: string) => leases.lookup(namespace, id);
+    const served = new Set<string>();
+    const services: Services = {
+      containers: new ContainersApi(store, exchange, network),
+      tasks: new TasksApi(store, manager),
+      events: new EventsApi(exchange),
+      images: {
+        images: new ImagesApi(images, exchange),
+        snapshots: new SnapshotsApi(images, leaseLookup),
+        tools: new ImageToolsApi(images, exchange),
+        content: new ContentApi(images, leaseLookup),
+        diff: new DiffApi(images),
       },
-      log,
-      { peerCredentials: access.peerCredentials, interceptors: [access.interceptor] },
-    );
+      namespaces: new NamespacesApi(config.root, namespaceRecords(store, images)),
+      leases,
+      version: new VersionApi(),
+      introspection: new IntrospectionApi(config.root, () => served),
+    };
+    // The services the API serves, as Introspection lists them (io.containerd.grpc.v1 plugins).
+    registerServices({ register: (desc) => served.add(desc.name) }, services);
+    const server: Server = daemonServer(services, log, {
+      peerCredentials: access.peerCredentials,
+      interceptors: [access.interceptor],
+    });
     listener = await listenUnix(config.address);
     if (gid !== undefined) {
       // Members of the group may connect (0660, root:group); peer-access.ts checks who did.
@@ -104,7 +124,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       await chmod(config.address, 0o660);
     }
     server.serve(listener);
-    log.info({ address: config.address, root: config.root, state: config.state }, "tsruncd serving");
+    if (config.grpcAddress !== undefined) {
+      grpcApi = await serveGrpcApi(services, { address: config.grpcAddress, gid, access, log });
+    }
+    log.info(
+      { address: config.address, grpcAddress: config.grpcAddress, root: config.root, state: config.state },
+      "tsruncd serving",
+    );
+    const openGrpc = grpcApi;
     const openStore = store;
     const openImages = images;
     let stopping: Promise<void> | undefined;
@@ -117,7 +144,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       stop: () => {
         stopping ??= (async () => {
           exchange.closeAll("tsruncd is stopping");
-          await server.shutdown({ timeoutMs: 2_000 }).catch(() => {});
+          await Promise.all([
+            server.shutdown({ timeoutMs: 2_000 }).catch(() => {}),
+            openGrpc?.close().catch(() => {}),
+          ]);
+          leases.close();
           await manager.close();
           await openImages.close();
           openStore.close();
@@ -128,10 +159,24 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       },
     };
   } catch (err) {
+    await grpcApi?.close().catch(() => {});
     listener?.close();
     await images?.close();
     store?.close();
     lock.release();
     throw err;
   }
+}
+
+/** Where namespaces are in use, for the Namespaces service: containers and image records. */
+function namespaceRecords(store: MetadataStore, images: ImageSystem) {
+  return {
+    inUse: () => new Set([...store.namespaces(), ...images.images.all().map((r) => r.namespace)]),
+    contents: (namespace: string) => {
+      const left: string[] = [];
+      if (store.listContainers(namespace).length) left.push("containers");
+      if (images.images.list(namespace).length) left.push("images");
+      return left;
+    },
+  };
 }

@@ -6,11 +6,17 @@
 // only a CallContext (metadata, signal, deadline), whichever transport carried the call.
 import {
   ContainersService,
+  ContentService,
+  DiffService,
   EventsService,
   ImagesService,
   ImageToolsService,
+  IntrospectionService,
+  LeasesService,
+  NamespacesService,
   SnapshotsService,
   TasksService,
+  VersionService,
 } from "@tsrunc/protocol/daemon";
 import { EventsTtrpcService } from "@tsrunc/protocol/shim";
 import {
@@ -23,18 +29,36 @@ import {
 import type { Logger } from "pino";
 import { namespaceOf } from "./namespace.js";
 import type { ContainersApi } from "./services/containers.js";
+import type { ContentApi } from "./services/content.js";
+import type { DiffApi } from "./services/diff.js";
 import type { EventsApi } from "./services/events.js";
 import type { ImageToolsApi } from "./services/image-tools.js";
 import type { ImagesApi } from "./services/images.js";
+import type { IntrospectionApi } from "./services/introspection.js";
+import { type LeasedScope, type LeasesApi, leaseIdOf } from "./services/leases.js";
+import type { NamespacesApi } from "./services/namespaces.js";
 import type { SnapshotsApi } from "./services/snapshots.js";
-import type { CallScope, TasksApi } from "./services/tasks.js";
+import type { TasksApi } from "./services/tasks.js";
+import type { VersionApi } from "./services/version.js";
 
 export interface Services {
   containers: ContainersApi;
   tasks: TasksApi;
   events: EventsApi;
   /** Absent: the daemon serves no image API (Unimplemented). */
-  images?: { images: ImagesApi; snapshots: SnapshotsApi; tools: ImageToolsApi };
+  images?: {
+    images: ImagesApi;
+    snapshots: SnapshotsApi;
+    tools: ImageToolsApi;
+    /** containerd's Content and Diff (absent: Unimplemented). */
+    content?: ContentApi;
+    diff?: DiffApi;
+  };
+  /** containerd's Namespaces, Leases, Version and Introspection (absent: Unimplemented). */
+  namespaces?: NamespacesApi;
+  leases?: LeasesApi;
+  version?: VersionApi;
+  introspection?: IntrospectionApi;
 }
 
 /** What a transport offers to mount a service on (our ttrpc Server is one as it is). */
@@ -42,8 +66,10 @@ export interface Registrar {
   register<S extends ServiceDescriptor>(desc: S, impl: ServiceImpl<S>): unknown;
 }
 
-export function scope(ctx: CallContext): CallScope {
-  return { namespace: namespaceOf(ctx.metadata), signal: ctx.signal };
+/** The namespace (and lease, `containerd-lease`) a call runs in, from its metadata. */
+export function scope(ctx: CallContext): LeasedScope {
+  const lease = leaseIdOf(ctx.metadata);
+  return { namespace: namespaceOf(ctx.metadata), signal: ctx.signal, ...(lease ? { lease } : {}) };
 }
 
 /** Our ttrpc API: every service of `services` plus the shims' Events/Forward. */
@@ -112,6 +138,39 @@ export function registerServices(server: Registrar, services: Services): void {
     },
     subscribe: (req, ctx) => events.subscribe(req, ctx.signal),
   });
+  const { namespaces, leases, version, introspection } = services;
+  if (namespaces)
+    server.register(NamespacesService, {
+      get: (req) => namespaces.get(req),
+      list: (req) => namespaces.list(req),
+      create: (req) => namespaces.create(req),
+      update: (req) => namespaces.update(req),
+      delete: (req) => {
+        namespaces.delete(req);
+        return {};
+      },
+    });
+  if (leases)
+    server.register(LeasesService, {
+      create: (req, ctx) => leases.create(scope(ctx), req),
+      delete: (req, ctx) => empty(leases.delete(scope(ctx), req)),
+      list: (req, ctx) => leases.list(scope(ctx), req),
+      addResource: (req, ctx) => {
+        leases.addResource(scope(ctx), req);
+        return {};
+      },
+      deleteResource: (req, ctx) => {
+        leases.deleteResource(scope(ctx), req);
+        return {};
+      },
+      listResources: (req, ctx) => leases.listResources(scope(ctx), req),
+    });
+  if (version) server.register(VersionService, { version: () => version.get() });
+  if (introspection)
+    server.register(IntrospectionService, {
+      plugins: (req) => introspection.plugins(req),
+      server: () => introspection.server(),
+    });
   if (services.images) {
     const { images, snapshots, tools } = services.images;
     server.register(ImagesService, {
@@ -140,5 +199,23 @@ export function registerServices(server: Registrar, services: Services): void {
       config: (req, ctx) => tools.config(scope(ctx), req),
       prune: (req, ctx) => tools.prune(scope(ctx), req),
     });
+    const { content, diff } = services.images;
+    if (content)
+      server.register(ContentService, {
+        info: (req, ctx) => content.info(scope(ctx), req),
+        update: (req, ctx) => content.update(scope(ctx), req),
+        list: (req, ctx) => content.list(scope(ctx), req),
+        delete: (req, ctx) => empty(content.delete(scope(ctx), req)),
+        read: (req, ctx) => content.read(scope(ctx), req),
+        status: (req, ctx) => content.status(scope(ctx), req),
+        listStatuses: (req, ctx) => content.listStatuses(scope(ctx), req),
+        write: (reqs, ctx) => content.write(scope(ctx), reqs),
+        abort: (req, ctx) => empty(content.abort(scope(ctx), req)),
+      });
+    if (diff)
+      server.register(DiffService, {
+        apply: (req, ctx) => diff.apply(scope(ctx), req),
+        diff: (req, ctx) => diff.diff(scope(ctx), req),
+      });
   }
 }
