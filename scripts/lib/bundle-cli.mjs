@@ -63,7 +63,10 @@ for (const c of commands) {
     external: ["pino-pretty", "bindings"],
     // import.meta.url has no meaning in a CommonJS bundle; the code that uses it falls back.
     define: { "import.meta.url": "__tsruncImportMetaUrl" },
-    banner: { js: 'var __tsruncImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+    // The package's version for `-v` (tsctl reads package.json, which is not beside a bundle).
+    banner: {
+      js: `var __tsruncImportMetaUrl = require("node:url").pathToFileURL(__filename).href; globalThis.__tsruncPackageVersion = ${JSON.stringify(JSON.parse(readFileSync(join(root, c.pkg, "package.json"), "utf8")).version)};`,
+    },
   });
   renameSync(tmp(bundle), bundle);
   const launcher = join(outDir, c.name);

@@ -56,6 +56,11 @@ const startBuild = await build({
   logLevel: "warning",
 });
 const startCode = startBuild.outputFiles[0].text;
+// The same `start` bundle as a file of its own, for the single-file executable (build-sea.mjs).
+const startFile = join(pkg, "dist/sea-inputs/start.js");
+mkdirSync(dirname(startFile), { recursive: true });
+writeFileSync(tmp(startFile), startCode);
+renameSync(tmp(startFile), startFile);
 writeFileSync(tmp(launcher), launcherSource());
 chmodSync(tmp(launcher), 0o755);
 renameSync(tmp(launcher), launcher);

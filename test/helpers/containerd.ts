@@ -12,6 +12,7 @@ import type { LeakScope } from "./cleanup/scope.js";
 import { goShimSocketPath } from "./cleanup/sockets.js";
 import { sweepSync } from "./cleanup/sweep.js";
 import type { TestLike } from "./cleanup/tap-cleanup.js";
+import { mountNamespaceOf, NO_NODE_PATH, withoutNode } from "./no-node.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
 import { createTempRoot, type TempRootOptions } from "./temp-root.js";
 import { waitFor } from "./wait.js";
@@ -39,6 +40,12 @@ export interface StartContainerdOptions extends TempRootOptions {
    * so the plugin's CNI dirs, runc roots and the like can live inside it. Default: CRI disabled.
    */
   cri?: string;
+  /**
+   * Run containerd (and so its shims) where no `node` can be found: in a private mount namespace
+   * with every node hidden (helpers/no-node.ts), PATH = `env.PATH` or NO_NODE_PATH (then
+   * pathPrepend). Each start makes a new namespace; see mountNamespaces.
+   */
+  noNode?: boolean;
 }
 
 export interface CtrOptions {
@@ -86,6 +93,8 @@ export interface Containerd {
   readonly scope: LeakScope;
   /** containerd's pid while it runs. */
   pid(): number | undefined;
+  /** The mount namespaces containerd ran in (one per start; with noNode each is a private one). */
+  readonly mountNamespaces: string[];
   running(): boolean;
   /** `ctr --address <grpc> --namespace <ns> ...args`; never rejects. */
   ctr(args: string[], opts?: CtrOptions): Promise<CtrResult>;
@@ -205,6 +214,8 @@ class Harness implements Containerd {
   readonly ttrpcAddress: string;
   readonly namespace: string;
   readonly scope: LeakScope;
+  readonly mountNamespaces: string[] = [];
+  private readonly noNode: boolean;
   private readonly env: Record<string, string>;
   private readonly readyTimeoutMs: number;
   private readonly sockets = new Set<string>();
@@ -240,6 +251,9 @@ class Harness implements Containerd {
       ...cleanEnv(opts.pathPrepend ?? []),
       ...Object.fromEntries(Object.entries(opts.env ?? {}).map(([k, v]) => [k, atRoot(v)])),
     };
+    this.noNode = opts.noNode ?? false;
+    if (this.noNode && opts.env?.PATH === undefined)
+      this.env.PATH = [...(opts.pathPrepend ?? []), NO_NODE_PATH].join(":");
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 20000;
     this.scope = {
       tempRoot: this.root,
@@ -282,7 +296,11 @@ class Harness implements Containerd {
       // Through `env -i`: under tap, @tapjs/processinfo hooks child_process and puts its
       // NODE_OPTIONS back into every child's environment, whatever `env` option we pass.
       const envArgs = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
-      const proc = execa("env", ["-i", ...envArgs, "containerd", "--config", this.configPath], {
+      const argv = ["env", "-i", ...envArgs, "containerd", "--config", this.configPath];
+      const cmd = this.noNode
+        ? withoutNode(this.root, this.env.PATH ?? NO_NODE_PATH, argv)
+        : { file: "env", args: argv.slice(1) };
+      const proc = execa(cmd.file, cmd.args, {
         stdin: "ignore",
         stdout: log,
         stderr: log,
@@ -315,6 +333,8 @@ class Harness implements Containerd {
     if (outcome === "timeout") {
       throw new Error(`containerd did not answer within ${this.readyTimeoutMs} ms:\n${this.logTail(40)}`);
     }
+    const ns = this.proc?.pid === undefined ? undefined : mountNamespaceOf(this.proc.pid);
+    if (ns) this.mountNamespaces.push(ns);
   }
 
   private ctrArgs(args: string[], opts: CtrOptions): string[] {

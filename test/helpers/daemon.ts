@@ -15,6 +15,7 @@ import {
   runcContainersIn,
   type TestLike,
 } from "./cleanup.js";
+import { NO_NODE_PATH, withoutNode } from "./no-node.js";
 import { REPO } from "./our-shim.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
 import { SHIM_BIN } from "./shim.js";
@@ -81,7 +82,21 @@ export interface SpawnTsctlOptions {
 
 const SPAWN_TSCTL_OPTIONS = { reject: false, stripFinalNewline: false } as const;
 
-export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
+export interface DaemonEnvOptions {
+  /** tsruncd to run (default the launcher TSRUNCD; e.g. the single file in dist/sea). */
+  tsruncd?: string;
+  /** tsctl to run (default `node TSCTL`; an executable given here is run as it is). */
+  tsctl?: string;
+  /** The shim tsruncd finds on its PATH (default the launcher, SHIM_BIN). */
+  shim?: string;
+  /**
+   * tsruncd and each tsctl run where no node can be found (helpers/no-node.ts: a private mount
+   * namespace per process; PATH = the shim's dir + NO_NODE_PATH).
+   */
+  noNode?: boolean;
+}
+
+export async function daemonEnv(t: TestLike, opts: DaemonEnvOptions = {}): Promise<DaemonEnv> {
   const root = tempRoot(t);
   const namespace = `t${randomBytes(5).toString("hex")}`;
   root.scope.namespaces.push(namespace);
@@ -89,12 +104,17 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
   const address = path.join(state, "tsruncd.sock");
   const bin = path.join(root.path, "bin");
   fs.mkdirSync(bin, { recursive: true });
-  fs.symlinkSync(SHIM_BIN, path.join(bin, "containerd-shim-tsrunc-v2"));
+  fs.symlinkSync(opts.shim ?? SHIM_BIN, path.join(bin, "containerd-shim-tsrunc-v2"));
   const env: Record<string, string> = {
-    PATH: `${bin}:${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+    PATH: `${bin}:${opts.noNode ? NO_NODE_PATH : (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin")}`,
     HOME: process.env.HOME ?? "/root",
     TSRUNC_FIFO_DIR: path.join(root.path, "fifo"),
   };
+  const tsruncdBin = opts.tsruncd ?? TSRUNCD;
+  const tsctlCommand = opts.tsctl ? [opts.tsctl] : [process.execPath, TSCTL];
+  /** `env` + argv, or the same where no node can be found. */
+  const command = (argv: string[]) =>
+    opts.noNode ? withoutNode(root.path, env.PATH as string, ["env", ...argv]) : { file: "env", args: argv };
   let proc: ResultPromise | undefined;
   let logText = "";
   const template = makeBusyboxRootfs(path.join(root.path, "rootfs-template"));
@@ -128,7 +148,7 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
         ...envArgv({ ...env, ...opts.env }),
         // The launcher itself, not `node launcher`: its shebang carries tsruncd's V8 flags, which
         // its code cache was written under (scripts/lib/bundle-cli.mjs).
-        TSRUNCD,
+        tsruncdBin,
         "--root",
         path.join(root.path, "root"),
         "--state",
@@ -139,7 +159,8 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
         "debug",
         ...extraArgs,
       ];
-      const p = execa("env", argv, {
+      const cmd = command(argv);
+      const p = execa(cmd.file, cmd.args, {
         reject: false,
         stdin: "ignore",
         stdout: "ignore",
@@ -177,14 +198,14 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
     ) {
       const argv = [
         ...envArgv({ ...env, ...opts.env }),
-        process.execPath,
-        TSCTL,
+        ...tsctlCommand,
         "--address",
         address,
         "-n",
         namespace,
       ];
-      const r = await execa("env", [...argv, ...args], {
+      const cmd = command([...argv, ...args]);
+      const r = await execa(cmd.file, cmd.args, {
         reject: false,
         timeout: opts.timeoutMs ?? 60_000,
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
@@ -194,15 +215,15 @@ export async function daemonEnv(t: TestLike): Promise<DaemonEnv> {
     spawnTsctl(args: string[], opts: SpawnTsctlOptions = {}) {
       const argv = [
         ...envArgv({ ...env, ...opts.env }),
-        process.execPath,
-        TSCTL,
+        ...tsctlCommand,
         "--address",
         opts.address ?? address,
         "-n",
         namespace,
         ...args,
       ];
-      return execa("env", argv, {
+      const cmd = command(argv);
+      return execa(cmd.file, cmd.args, {
         ...SPAWN_TSCTL_OPTIONS,
         timeout: opts.timeoutMs ?? 60_000,
         ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),

@@ -17,26 +17,29 @@ import {
 export const RUNTIME = "io.containerd.tsrunc.v2";
 export const SHIM = "containerd-shim-tsrunc-v2";
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-// The shim and its files, and the symlinks to tsruncd and tsctl (which live in lib/tsrunc).
-const INSTALLED = [
-  SHIM,
-  "tsctl",
-  "tsrunc-shim.cache",
-  "tsrunc-shim.js",
-  "tsrunc_native.node",
-  "tsruncd",
-].join(" ");
+/**
+ * The installed layouts (scripts/install): the launcher (bin/ holds the shim's launcher with its
+ * files and symlinks to tsruncd and tsctl, which live in lib/tsrunc), or single files.
+ */
+export type Layout = "launcher" | "standalone";
+/** What tests get unless they ask: the layout that is faster in scripts/bench-shim. */
+export const DEFAULT_LAYOUT: Layout = "launcher";
+const INSTALLED: Record<Layout, string> = {
+  launcher: [SHIM, "tsctl", "tsrunc-shim.cache", "tsrunc-shim.js", "tsrunc_native.node", "tsruncd"].join(" "),
+  standalone: [SHIM, "tsctl", "tsruncd"].join(" "),
+};
 
 export async function containerdWithOurShim(
   t: TestLike,
-  opts: StartContainerdOptions = {},
+  opts: StartContainerdOptions & { layout?: Layout } = {},
 ): Promise<Containerd> {
-  const cd = await startContainerd(t, { ...opts, env: { TSRUNC_DEBUG: "1", ...opts.env } });
+  const { layout = DEFAULT_LAYOUT, ...rest } = opts;
+  const cd = await startContainerd(t, { ...rest, env: { TSRUNC_DEBUG: "1", ...opts.env } });
   const prefix = path.join(cd.root, "opt");
-  const r = await execa(path.join(REPO, "scripts/install"), [prefix], { reject: false });
+  const r = await execa(path.join(REPO, "scripts/install"), [`--${layout}`, prefix], { reject: false });
   if (r.exitCode !== 0)
     throw new Error(`scripts/install ${prefix} failed (npm run build first?): ${r.stderr}`);
   const installed = fs.readdirSync(path.join(prefix, "bin")).sort().join(" ");
-  if (installed !== INSTALLED) throw new Error(`unexpected files in ${prefix}/bin: ${installed}`);
+  if (installed !== INSTALLED[layout]) throw new Error(`unexpected files in ${prefix}/bin: ${installed}`);
   return cd;
 }

@@ -7,7 +7,10 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
+
+#include <vector>
 
 #include "native.h"
 
@@ -48,6 +51,35 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   out.Set(uint32_t(0), Napi::Number::New(info.Env(), fds[0]));
   out.Set(uint32_t(1), Napi::Number::New(info.Env(), fds[1]));
   return out;
+}
+
+// execve(2): replaces this process (same pid) with another program. Node has no exec before
+// 23.11; a single-file tsruncd uses it once at start to run itself again with the V8 heap flags
+// it needs at isolate creation (NODE_OPTIONS), which v8.setFlagsFromString is too late to set.
+void Execve(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray())
+    throw Napi::TypeError::New(env, "execve(file, argv[], env[])");
+  std::string file = info[0].As<Napi::String>().Utf8Value();
+  auto strings = [](Napi::Array a) {
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToString().Utf8Value());
+    return out;
+  };
+  std::vector<std::string> args = strings(info[1].As<Napi::Array>());
+  std::vector<std::string> envs = strings(info[2].As<Napi::Array>());
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : envs) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  // Node marks the standard descriptors close-on-exec; the next program must keep them.
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  execve(file.c_str(), argv.data(), envp.data());
+  throw SysError(env, errno, "execve", file);
 }
 
 // glibc keeps memory that was allocated and freed (start-up's module loading frees a lot) in its
@@ -101,6 +133,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize, "setWindowSize"));
   exports.Set("openPtyPeer", Napi::Function::New(env, OpenPtyPeer, "openPtyPeer"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("execve", Napi::Function::New(env, Execve, "execve"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   InitReaper(env, exports);

@@ -22,6 +22,8 @@ export interface NativeAddon {
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   /** eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): cgroup v1 OOM notifications. */
   eventfd(): number;
+  /** execve(2): never returns; throws (code ENOENT, …) when the exec fails. */
+  execve(file: string, argv: string[], env: string[]): never;
   /** malloc_trim(0): give freed heap pages back to the kernel; true if any were. */
   mallocTrim(): boolean;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
@@ -36,10 +38,18 @@ export interface NativeAddon {
   ) => { start(readable: boolean, writable: boolean): void; stop(): void; close(): void };
 }
 
+/**
+ * Set by a single-file executable's entry (scripts/lib/sea-entry.cjs): extracts the embedded
+ * addon into its verified, content-addressed cache on first call and returns that path.
+ */
+const SEA_ADDON_HOOK = "__tsruncAddonPath";
+
 /** Where the addon is looked for, in order. */
 export function addonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
   const override = env[ADDON_ENV];
   if (override) return [resolve(override)];
+  const fromSea = (globalThis as { [SEA_ADDON_HOOK]?: (name: string) => string })[SEA_ADDON_HOOK];
+  if (typeof fromSea === "function") return [fromSea(ADDON_FILE)];
   const places: string[] = [];
   let moduleDir: string | undefined;
   try {

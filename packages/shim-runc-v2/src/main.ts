@@ -27,6 +27,11 @@ async function cleanDeleteResponse(flags: ShimFlags): Promise<Uint8Array | undef
   return bytes;
 }
 
+/** ", single executable" inside a Node SEA (scripts/lib/sea-entry.cjs sets the global). */
+function standalone(): string {
+  return (globalThis as { __tsruncSea?: boolean }).__tsruncSea ? ", single executable" : "";
+}
+
 async function main(argv: string[]): Promise<number> {
   if (process.env.TSRUNC_WARM_ALL) {
     // Install time: evaluate every verb's modules so the code cache covers them; run nothing.
@@ -40,7 +45,8 @@ async function main(argv: string[]): Promise<number> {
   }
   let flags: ShimFlags;
   try {
-    flags = parseFlags(argv);
+    // Go's flag package knows only -v; --version as every other command of ours answers it.
+    flags = parseFlags(argv.length === 1 && /^--?version$/.test(argv[0] ?? "") ? ["-v"] : argv);
   } catch (err) {
     if (err instanceof FlagError) {
       process.stderr.write(`${err.message}\n`);
@@ -50,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (flags.version) {
     process.stdout.write(
-      `containerd-shim-tsrunc-v2:\n  Version:  ${shimVersion}\n  Runtime:  node ${process.version}\n`,
+      `containerd-shim-tsrunc-v2:\n  Version:  ${shimVersion}\n  Runtime:  node ${process.version}${standalone()}\n`,
     );
     return 0;
   }

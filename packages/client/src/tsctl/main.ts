@@ -55,6 +55,12 @@ function report(err: unknown): number {
 
 export async function run(argv: string[]): Promise<number> {
   try {
+    if (argv.length === 1 && (argv[0] === "-v" || argv[0] === "--version")) {
+      const { clientVersion } = await import("./version.js");
+      const sea = (globalThis as { __tsruncSea?: boolean }).__tsruncSea ? ", single executable" : "";
+      process.stdout.write(`tsctl ${clientVersion()} (node ${process.version}${sea})\n`);
+      return 0;
+    }
     const p = parseArgs(argv, GLOBAL_OPTIONS, { stopAfter: 1 });
     const g = withGlobals(globalsFromEnv(), p);
     let [name, ...rest] = p.positionals;

@@ -10,6 +10,9 @@ import { GLOBAL_OPTIONS, type Globals, withGlobals } from "./globals.js";
 
 /** @tsrunc/client's package version (dist/tsctl/ → ../../package.json). */
 export function clientVersion(): string {
+  // In a bundle (no package.json beside it) the bundle step recorded the version.
+  const bundled = (globalThis as { __tsruncPackageVersion?: string }).__tsruncPackageVersion;
+  if (bundled) return bundled;
   try {
     const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
       version?: string;
