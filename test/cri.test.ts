@@ -336,7 +336,10 @@ for (const handler of HANDLERS) {
         timeoutMs: 60_000,
         intervalMs: 200,
       });
-      t.pass(`${id.slice(0, 12)} EXITED`);
+      const s = await status(node, id);
+      // containerd 1.6 publishes the exit of a dead shim's task with status 255, whatever the
+      // shim's `delete` says (same with the Go shim).
+      t.equal(s.status.exit_code, 255, `${s.status.metadata.name} EXITED, 255 (its shim died)`);
     }
     await waitFor(
       async () =>
@@ -364,6 +367,38 @@ for (const handler of HANDLERS) {
     assertNoLeaks(t, cd.scope);
   });
 }
+
+t.test("the snippet's runc options (ConfigPath) reach our shim", async (t) => {
+  // What the snippet shows commented out, switched on, its file in the temp root.
+  const on = snippet
+    .replace(/^ {2}#(\[plugins\..*\.runtimes\.tsrunc\.options\])$/m, "  $1")
+    .replace(/^ {2}# {2}ConfigPath = ".*"$/m, '    ConfigPath = "@ROOT@/tsrunc-runc.toml"');
+  t.not(on, snippet, "the snippet has the options table to switch on");
+  t.match(on, /^ {4}ConfigPath = "@ROOT@\/tsrunc-runc\.toml"$/m);
+  const node = await startCriNode(t, "tsrunc", on, archive);
+  const { cri, cd } = node;
+  const root = path.join(cd.root, "runc-from-options");
+  const runc = fs.realpathSync("/usr/sbin/runc");
+  fs.writeFileSync(
+    path.join(cd.root, "tsrunc-runc.toml"),
+    `# runc options for tsrunc\nBinaryName = "${runc}"\nRoot = "${root}"\nSystemdCgroup = false\n`,
+  );
+  const { podId, config: podCfg } = await runPod(node, "opts");
+  const c = await createAndStart(node, podId, podCfg, containerConfig("c", TICKER));
+  for (const id of [podId, c]) {
+    t.ok(
+      fs.existsSync(path.join(root, K8S_NAMESPACE, id, "state.json")),
+      `runc state of ${id.slice(0, 12)} under Root`,
+    );
+  }
+  t.equal((await status(node, c)).status.state, "CONTAINER_RUNNING", "RUNNING");
+  await cri.runtime("StopPodSandbox", { pod_sandbox_id: podId }, 120_000);
+  await cri.runtime("RemovePodSandbox", { pod_sandbox_id: podId }, 120_000);
+  await waitFor(() => shimCount(node) === 0, { what: "the pod's shim to exit", timeoutMs: 30_000 });
+  t.same(fs.readdirSync(path.join(root, K8S_NAMESPACE)), [], "runc state removed");
+  await cd.stop();
+  assertNoLeaks(t, cd.scope);
+});
 
 t.teardown(() => {
   if (calledOnOurs.size) t.comment(`CRI calls exercised on tsrunc: ${[...calledOnOurs].sort().join(", ")}`);

@@ -29,6 +29,7 @@ import { ExecProcess } from "./process/exec-process.js";
 import { InitProcess } from "./process/init-process.js";
 import type { ExitInfo, Status } from "./process/process-state.js";
 import { Runc } from "./runc/index.js";
+import { runcOptionsFromAny } from "./runtime-options.js";
 import type { RuncDriver, ShimContext } from "./shim-context.js";
 
 import { shimVersion } from "./version.js";
@@ -105,22 +106,13 @@ export class TaskServiceImpl {
   }
 
   #runtimeOptions(any: task.CreateTaskRequest["options"]): runcoptions.Options | undefined {
-    if (!any || (!any.typeUrl && any.value.length === 0)) return this.opts.defaultOptions;
-    if (!isAnyOf(any, runcoptions.Options)) {
-      throw new TtrpcError(
-        Code.InvalidArgument,
-        `unsupported runtime options type ${JSON.stringify(any.typeUrl)}`,
-      );
-    }
-    try {
-      return unpackAnyAs(any, runcoptions.Options);
-    } catch (err) {
-      throw new TtrpcError(Code.InvalidArgument, `bad runtime options: ${(err as Error).message}`);
-    }
+    // runc's Options, or the CRI plugin's generic ones for a runtime type not io.containerd.runc.*
+    return runcOptionsFromAny(any) ?? this.opts.defaultOptions;
   }
 
   #runcRoot(namespace: string, o: runcoptions.Options | undefined): string {
-    const root = o?.root || runcRootFor(namespace);
+    // The options' Root gets the namespace appended, as the Go shim does (Root/<namespace>).
+    const root = o?.root ? join(o.root, namespace) : runcRootFor(namespace);
     if (!root.startsWith("/") || root.includes("\0"))
       throw new TtrpcError(Code.InvalidArgument, "runc root must be absolute");
     return root;

@@ -34,7 +34,9 @@ export const SHIM_BINARY: Record<Handler, string> = {
 export async function installedCriSnippet(): Promise<string> {
   const prefix = await mkdtemp(path.join(tmpdir(), "tsrunc-cri-install-"));
   try {
-    const r = await execa(path.join(REPO, "scripts/install"), ["--print-config", prefix], { reject: false });
+    const r = await execa(path.join(REPO, "scripts/install"), ["--print-config", "--launcher", prefix], {
+      reject: false,
+    });
     if (r.exitCode !== 0)
       throw new Error(`scripts/install --print-config failed (build first?): ${r.stderr}`);
     const lines = String(r.stdout).split("\n");

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type Server as NetServer } from "node:net";
 import { join } from "node:path";
 import { createReaper, makePipe, peerCredentials, setChildSubreaper, trimWhenIdle } from "@tsrunc/native";
-import { Any, runcoptions, TaskService, unpackAnyAs } from "@tsrunc/protocol/shim";
+import { Any, type runcoptions, TaskService } from "@tsrunc/protocol/shim";
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
 import type { ShimFlags } from "@tsrunc/shim-contract/shim-flags";
 import { removeShimSocketSync, socketPath } from "@tsrunc/shim-contract/socket-path";
@@ -13,6 +13,7 @@ import { EventPublisher } from "../events/publisher.js";
 import { forwardEvent, taskEvents } from "../events/task-events.js";
 import { idleTrim, tracing } from "../interceptors.js";
 import { openShimLog } from "../log.js";
+import { runcOptionsFromAny } from "../runtime-options.js";
 import type { ShimContext } from "../shim-context.js";
 import { TaskServiceImpl, taskServiceHandlers } from "../task-service.js";
 import { GroupLiveMarker } from "./group-live.js";
@@ -138,7 +139,7 @@ function listenOnInheritedFd(fd: number, server: Server): Promise<NetServer> {
   });
 }
 
-/** The runtime options `start` received on stdin (a runc Options Any), if any. */
+/** The runtime options `start` received on stdin (runc's, or the CRI plugin's generic ones), if any. */
 async function readStartOptions(bundle: string): Promise<runcoptions.Options | undefined> {
   let bytes: Uint8Array;
   try {
@@ -147,8 +148,7 @@ async function readStartOptions(bundle: string): Promise<runcoptions.Options | u
     return undefined;
   }
   try {
-    const any = Any.decode(bytes);
-    return any.typeUrl === runcoptions.Options.typeName ? unpackAnyAs(any, runcoptions.Options) : undefined;
+    return runcOptionsFromAny(Any.decode(bytes));
   } catch {
     return undefined;
   }
