@@ -13,8 +13,9 @@ import t, { type Test } from "tap";
 import type { Lease } from "../images/leases.js";
 import { ImageSystem } from "../images/system.js";
 import { MetadataStore } from "../store/index.js";
-import { ContentApi, type LeasedScope } from "./content.js";
+import { ContentApi } from "./content.js";
 import { DiffApi } from "./diff.js";
+import type { LeasedScope } from "./leases.js";
 import { SnapshotsApi } from "./snapshots.js";
 
 const STAT = 0;
@@ -361,7 +362,8 @@ t.test("Diff.Apply into a prepared snapshot; codes", async (t) => {
   );
   await snapshots.commit(ns, { snapshotter: "", name: digest, key: "extract-1 x", labels: {} });
   const sn = await sys.snapshotters.get("a");
-  const view = await sn.applyTarget((await sn.prepare("child", digest), "child"));
+  await sn.prepare("child", digest);
+  const view = await sn.applyTarget("child");
   t.equal(
     readFileSync(join(view.parents[0] ?? view.dir, "etc/hello"), "utf8"),
     "hi\n",

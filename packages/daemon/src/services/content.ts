@@ -20,12 +20,8 @@ import { type ContentMetaRow, checkContentLabels } from "../images/content-meta.
 import type { Lease } from "../images/leases.js";
 import type { ImageSystem } from "../images/system.js";
 import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
+import type { LeasedScope } from "./leases.js";
 import type { CallScope } from "./tasks.js";
-
-/** A call's scope with the lease its metadata names. */
-export interface LeasedScope extends CallScope {
-  lease?: string | undefined;
-}
 
 /** Finds a namespace's live lease by id (undefined when there is none). */
 export type LeaseLookup = (namespace: string, id: string) => Lease | undefined;

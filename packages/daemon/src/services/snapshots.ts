@@ -10,7 +10,8 @@ import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { checkSnapshotter } from "../images/snapshotters.js";
 import type { ImageSystem } from "../images/system.js";
 import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
-import type { LeasedScope, LeaseLookup } from "./content.js";
+import type { LeaseLookup } from "./content.js";
+import type { LeasedScope } from "./leases.js";
 import type { CallScope } from "./tasks.js";
 
 type Mount = { type: string; source: string; target?: string; options: string[] };
