@@ -377,3 +377,33 @@ t.test("Diff.Apply into a prepared snapshot; codes", async (t) => {
   );
   t.same((await collect(content.list(ns, { filters: [] }))).flatMap((b) => b.info).length, 1);
 });
+
+t.test("Write: a client gone between two messages lets go of its ingest (Canceled)", async (t) => {
+  const { content } = await setup(t);
+  const ac = new AbortController();
+  const data = Buffer.from("z".repeat(300));
+  async function* hanging() {
+    yield req({ ref: "gone", total: 300 });
+    yield req({ action: WRITE, data: data.subarray(0, 100) });
+    await new Promise(() => {}); // the client never sends again
+  }
+  const out: number[] = [];
+  const run = (async () => {
+    for await (const m of content.write({ namespace: "a", signal: ac.signal }, hanging())) {
+      out.push(m.offset);
+      if (out.length === 2) setTimeout(() => ac.abort(), 20);
+    }
+  })();
+  await rejects(t, run, Code.Canceled, "the stream ends when the call is gone");
+  t.same(out, [0, 100]);
+  const r = await write(content, ns, [
+    req({ ref: "gone", total: 300 }),
+    req({ action: COMMIT, offset: 100, data: data.subarray(100), total: 300 }),
+  ]);
+  t.equal(r.err, undefined, "the ref is free again");
+  t.same(
+    r.out.map((m) => m.offset),
+    [100, 300],
+    "and resumes where the gone client stopped",
+  );
+});

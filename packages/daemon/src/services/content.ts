@@ -50,6 +50,33 @@ function checkRef(ref: string | undefined): string {
   return ref;
 }
 
+/**
+ * The stream's next message, or Canceled as soon as the call is gone: a client that vanishes
+ * between two messages must not keep its ingest locked (the transport stops reading our answers,
+ * so nothing else would end this stream).
+ */
+function nextOrCanceled<T>(
+  it: AsyncIterator<T>,
+  signal: AbortSignal | undefined,
+): Promise<IteratorResult<T>> {
+  if (!signal) return it.next();
+  if (signal.aborted) return Promise.reject(new TtrpcError(Code.Canceled, "write canceled"));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new TtrpcError(Code.Canceled, "write canceled"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 function contentFields(i: contentapi.Info): FieldGetter {
   return (path) => {
     switch (path[0]) {
@@ -269,7 +296,7 @@ export class ContentApi {
     reqs: AsyncIterable<contentapi.WriteContentRequest>,
   ): AsyncGenerator<contentapi.WriteContentResponse> {
     const it = reqs[Symbol.asyncIterator]();
-    const first = await it.next();
+    const first = await nextOrCanceled(it, s.signal);
     if (first.done) return;
     let req = first.value;
     const ref = checkRef(req.ref);
@@ -348,7 +375,7 @@ export class ContentApi {
         msg.updatedAt = timestampFromDate(w.updatedAt);
         yield msg;
         if (req.action === WriteAction.commit) return;
-        const next = await it.next();
+        const next = await nextOrCanceled(it, s.signal);
         if (next.done) return;
         req = next.value;
       }
