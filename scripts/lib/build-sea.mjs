@@ -2,7 +2,9 @@
 // tsctl, a copy of this Node with a blob injected by postject that holds sea-entry.cjs (bundled
 // with sea-addons.cjs) as the main script and, as assets, the command's bundle, its V8 code
 // cache (the very file the launcher uses: same Node, same flags, so V8 accepts it), the shim's
-// separate `start` bundle and the native addons (with their SHA-256, checked before dlopen).
+// separate `start` bundle and the native addons (with their SHA-256, checked before dlopen), all
+// taken from dist/bin, where the bundle steps put them (a node-gyp rebuild elsewhere does not
+// race with this step).
 //   packages/shim-runc-v2/dist/sea/containerd-shim-tsrunc-v2
 //   packages/daemon/dist/sea/tsruncd
 //   packages/client/dist/sea/tsctl
@@ -28,7 +30,6 @@ import { build } from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const SENTINEL = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const postject = join(root, "node_modules/.bin/postject");
-const native = join(root, "packages/native/build/Release/tsrunc_native.node");
 
 const commands = [
   {
@@ -38,7 +39,7 @@ const commands = [
       "tsrunc-shim.js": "dist/bin/tsrunc-shim.js",
       "tsrunc-shim.cache": "dist/bin/tsrunc-shim.cache",
       "start.js": "dist/sea-inputs/start.js",
-      "tsrunc_native.node": native,
+      "tsrunc_native.node": "dist/bin/tsrunc_native.node",
     },
     config: {
       bundle: "tsrunc-shim.js",
@@ -55,7 +56,7 @@ const commands = [
     assets: {
       "tsruncd.bundle.js": "dist/bin/tsruncd.bundle.js",
       "tsruncd.cache": "dist/bin/tsruncd.cache",
-      "tsrunc_native.node": native,
+      "tsrunc_native.node": "dist/bin/tsrunc_native.node",
       "better_sqlite3.node": "dist/bin/better_sqlite3.node",
     },
     config: {

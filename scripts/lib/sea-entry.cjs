@@ -17,6 +17,7 @@ const v8 = require("node:v8");
 const vm = require("node:vm");
 const { createRequire, wrap } = require("node:module");
 const { cachedAddon } = require("./sea-addons.cjs");
+const { fastDelete } = require("./sea-shim-fast.cjs");
 
 /**
  * @type {{ name: string, bundle: string, cache: string, start?: string, v8Flags: string[],
@@ -91,6 +92,15 @@ if (config.isolateFlags.length > 0 && !rerun && (!informational || process.env.T
 }
 
 for (const f of config.v8Flags) v8.setFlagsFromString(f);
+
+// The shim: `delete` after a clean Task.Delete needs no bundle (sea-shim-fast.cjs).
+if (config.start !== undefined && argv.at(-1) === "delete" && !process.env.TSRUNC_CODE_CACHE_REPORT) {
+  let done = false;
+  try {
+    done = fastDelete(argv);
+  } catch {}
+  if (done) process.exit(0);
+}
 
 const started =
   config.start !== undefined &&

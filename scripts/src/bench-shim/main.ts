@@ -13,12 +13,17 @@
 //   timeline  one `ctr run --rm` of ours step by step (serving, Create, Start, Wait, Delete,
 //             Shutdown, ctr's exit) from the shim's debug log, under a second containerd at debug.
 //
+//   standalone  the single-file shim (--sea, dist/sea) against the launcher (--shim's dir), both
+//             under one more containerd: interleaved `ctr run --rm`, idle PSS per shim at the first
+//             --idle count, size on disk (standalone.ts).
+//
 //   burst     N containers started at once (`ctr run -d` in parallel), then exec'd at once
 //             (`ctr task exec`), then removed at once (`ctr task rm -f` + `ctr containers rm`):
 //             wall time of each phase, Go's batch then ours, every container must succeed.
 //
 // Usage: scripts/bench-shim [--runs N] [--warmup N] [--idle N,M,...] [--settle-ms N] [--starts N]
-//          [--burst N] [--timeline-runs N] [--only run,mem,start,burst,timeline] [--shim PATH]
+//          [--burst N] [--timeline-runs N] [--only run,mem,start,burst,timeline,standalone]
+//          [--shim PATH] [--sea PATH]
 //          [--profile DIR] [--json]
 //          [--containerd-env K=V ...]
 // Exits non-zero only when something fails (a ctr run, a shim, the cleanup), not when a goal is missed.
@@ -63,6 +68,7 @@ import {
   TS_RT,
 } from "./report.js";
 import { shimRound } from "./shim-round.js";
+import { benchStandalone } from "./standalone.js";
 
 const GO_SHIM = "/usr/bin/containerd-shim-runc-v2";
 
@@ -74,9 +80,10 @@ const { values: opt } = parseArgs({
     burst: { type: "string", default: "100" },
     "settle-ms": { type: "string", default: "12000" },
     starts: { type: "string", default: "10" },
-    only: { type: "string", default: "run,mem,start,burst,timeline" },
+    only: { type: "string", default: "run,mem,start,burst,timeline,standalone" },
     "timeline-runs": { type: "string", default: "5" },
     shim: { type: "string", default: join(repo, "packages/shim-runc-v2/dist/bin", TS_NAME) },
+    sea: { type: "string", default: join(repo, "packages/shim-runc-v2/dist/sea", TS_NAME) },
     profile: { type: "string" },
     json: { type: "boolean", default: false },
     "containerd-env": { type: "string", multiple: true, default: [] },
@@ -95,7 +102,7 @@ const BURST = intOption(opt, "burst", 1);
 const SETTLE_MS = intOption(opt, "settle-ms", 0);
 const STARTS = intOption(opt, "starts", 1);
 const TIMELINE_RUNS = intOption(opt, "timeline-runs", 1);
-const SECTIONS = sectionsOption(opt.only, ["run", "mem", "start", "burst", "timeline"]);
+const SECTIONS = sectionsOption(opt.only, ["run", "mem", "start", "burst", "timeline", "standalone"]);
 const SHIM_SRC = resolve(opt.shim);
 const ADDON_SRC = join(dirname(SHIM_SRC), "tsrunc_native.node");
 const PATH = process.env.PATH ?? "/usr/bin:/bin";
@@ -643,6 +650,18 @@ async function bench(failures: string[]): Promise<BenchResult> {
     if (result.burst.shimsLeft) failures.push(`burst: ${result.burst.shimsLeft} shim(s) left running`);
   }
   if (SECTIONS.has("timeline")) result.timeline = await benchTimeline();
+  if (SECTIONS.has("standalone")) {
+    result.standalone = await benchStandalone(h, {
+      launcherDir: dirname(SHIM_SRC),
+      seaFile: resolve(opt.sea),
+      runs: RUNS,
+      warmup: Math.max(WARMUP, 1),
+      idle: IDLE[0] ?? 10,
+      settleMs: SETTLE_MS,
+      env: CONTAINERD_ENV,
+    });
+    failures.push(...result.standalone.failures);
+  }
   if (opt.profile) result.profile = await profile(opt.profile);
   result.env.loadAfter = loadNow();
   return result;

@@ -1,5 +1,6 @@
 // The bench's result (also its --json output) and the report printed from it.
 
+import { type StandaloneResult, standaloneLines } from "./standalone.js";
 import { mb, ms, type SmapsRollup, type Summary } from "./measure.js";
 import { formatSummary, type ProfileSummary } from "./profile.js";
 
@@ -121,6 +122,8 @@ export interface BenchResult {
   start?: StartResult;
   timeline?: TimelineResult;
   profile?: { dir: string; profiles: ProfileSummary[] };
+  /** The single-file shim against the launcher (standalone.ts). */
+  standalone?: StandaloneResult;
 }
 
 function x(v: number): string {
@@ -236,6 +239,7 @@ export function report(r: BenchResult): string {
   if (r.start) lines.push(...startLines(r.start));
   if (r.burst) lines.push(...burstLines(r.burst));
   if (r.timeline) lines.push(...timelineLines(r.timeline));
+  if (r.standalone) lines.push(...standaloneLines(r.standalone));
   if (r.profile) {
     lines.push("", `CPU profiles of our shim (3 by hand + 3 ctr runs, 100 µs sampling) in ${r.profile.dir}:`);
     lines.push(formatSummary(r.profile.profiles));
