@@ -34,7 +34,7 @@ function parse(argv) {
 /** Answers `delete` from the bundle's marker; true when it did (stdout written, then exit). */
 function fastDelete(argv) {
   const f = parse(argv);
-  if (!f || f.verb !== "delete" || argv.length !== argv.indexOf("delete") + 1) return false;
+  if (f?.verb !== "delete" || argv.length !== argv.indexOf("delete") + 1) return false;
   const id = f.id ?? "";
   const ns = f.namespace ?? "";
   for (const v of [id, ns]) if (!ID.test(v) || v.length > 76) return false;
@@ -46,7 +46,9 @@ function fastDelete(argv) {
     return false;
   }
   // This container's own socket (@tsrunc/shim-contract/socket-path's name for it).
-  const sum = createHash("sha256").update(`${f.address ?? ""}\0${ns}\0${id}`).digest("hex");
+  const sum = createHash("sha256")
+    .update(`${f.address ?? ""}\0${ns}\0${id}`)
+    .digest("hex");
   const dir = process.env.TSRUNC_SOCKET_DIR || "/run/tsrunc/s";
   let sock = path.join(dir, sum);
   if (Buffer.byteLength(sock) > 107) sock = path.join(dir, sum.slice(0, 32));

@@ -1,8 +1,8 @@
 // The bench's result (also its --json output) and the report printed from it.
 
-import { type StandaloneResult, standaloneLines } from "./standalone.js";
 import { mb, ms, type SmapsRollup, type Summary } from "./measure.js";
 import { formatSummary, type ProfileSummary } from "./profile.js";
+import { type StandaloneResult, standaloneLines } from "./standalone.js";
 
 export const GO_RT = "io.containerd.runc.v2";
 export const TS_RT = "io.containerd.tsrunc.v2";

@@ -55,7 +55,7 @@ function report(err: unknown): number {
 
 export async function run(argv: string[]): Promise<number> {
   try {
-    if (argv.length === 1 && (argv[0] === "-v" || argv[0] === "--version")) {
+    if (versionAsked(argv)) {
       const { clientVersion } = await import("./version.js");
       const sea = (globalThis as { __tsruncSea?: boolean }).__tsruncSea ? ", single executable" : "";
       process.stdout.write(`tsctl ${clientVersion()} (node ${process.version}${sea})\n`);
@@ -90,6 +90,16 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err);
   }
+}
+
+/** `tsctl [global options] -v|--version`: the client's version, offline. */
+function versionAsked(argv: string[]): boolean {
+  const rest = argv.filter((a, i) => {
+    const prev = argv[i - 1];
+    if (prev !== undefined && /^(-a|--address|-n|--namespace|--fifo-dir)$/.test(prev)) return false;
+    return !/^(-a|--address|-n|--namespace|--fifo-dir)(=.*)?$/.test(a);
+  });
+  return rest.length === 1 && (rest[0] === "-v" || rest[0] === "--version");
 }
 
 /** True when this file is the program (also through npm's bin symlink), not an import. */
