@@ -17,18 +17,27 @@
 // image and snapshot is removed through the API, Prune collects every blob, nothing is left in
 // the content store or the snapshotter, the disk use stayed bounded, and the daemon is healthy.
 // Directed: Import, Export, Pull and Snapshots.List streams opened by the dozen and abandoned.
+// containerd's Content and Diff are in the same campaign (lib/image-arbs.ts: Write streams of
+// right and twisted ingests, closed or abandoned; Info/Update/List/Delete/Read/Status/
+// ListStatuses/Abort; Diff.Apply into the campaign's snapshots by their mounts, or hostile
+// mounts), with OutOfRange also proper for them; directed, Write streams abandoned by the dozen
+// and on connections that go away, after which their refs resume and nothing is left.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   ContainersService,
+  ContentService,
+  DiffService,
   EventsService,
   ImagesService,
   ImageToolsService,
+  LeasesService,
   SnapshotsService,
 } from "@tsrunc/protocol/daemon";
 import { OciSpecType } from "@tsrunc/protocol/shim";
 import { type Client, type ClientStub, TtrpcError } from "@tsrunc/ttrpc";
 import t from "tap";
+import { waitFor } from "../helpers/wait.js";
 import { campaign, executed, fileBudgetMs, loadRegressions } from "./lib/campaign.js";
 import {
   type DaemonInput,
@@ -40,7 +49,13 @@ import {
 import { type DaemonConn, type LiveDaemon, liveDaemon, SENTINEL } from "./lib/daemon-live.js";
 import { DAEMON_PROPER, daemonMethods, IMAGE_PROPER, imageMethods } from "./lib/daemon-profile.js";
 import { snapshot } from "./lib/health.js";
-import { ARCHIVES, IMAGE_NAMESPACES, type ImageInput, imageInputArb } from "./lib/image-arbs.js";
+import {
+  ARCHIVES,
+  contentMethods,
+  IMAGE_NAMESPACES,
+  type ImageInput,
+  imageInputArb,
+} from "./lib/image-arbs.js";
 import { DEAD_REGISTRY, deadRegistryRefuses, unsafeCall } from "./lib/pull-guard.js";
 
 const BUDGET = fileBudgetMs(10000);
@@ -59,8 +74,26 @@ async function runInput(
   if (unsafeCall(input.service, input.method, input.payload))
     throw new Error(`refusing to send a Pull that could reach the network (${input.how})`);
   const metadata = nsMetadata(input.ns, testNs);
-  const image = imageMethods.get(input.service)?.get(input.method);
+  const content = contentMethods.get(input.service)?.get(input.method);
+  const image = imageMethods.get(input.service)?.get(input.method) ?? content;
   const m = image ?? daemonMethods.get(input.service)?.get(input.method);
+  if (input.applyTo !== undefined && input.applyDiff) {
+    // Diff.Apply with the mounts the daemon gave the key (hostile ones when it has none).
+    const mounts = await client
+      .service(SnapshotsService)
+      .mounts({ snapshotter: "overlayfs", key: input.applyTo }, { metadata, timeoutMs: 8000 })
+      .then(
+        (r) => r.mounts,
+        () => [{ type: "bind", source: "/", target: "", options: ["rbind"] }],
+      );
+    input = {
+      ...input,
+      payload: DiffService.methods.apply.requestType.encode({
+        diff: { ...input.applyDiff, annotations: {} },
+        mounts,
+      }),
+    };
+  }
   const what = `${input.method} (${input.how})`;
   const t0 = Date.now();
   let code = 0;
@@ -88,6 +121,34 @@ async function runInput(
       clearTimeout(timer);
     }
     if (code === 1 && ac.signal.aborted) code = 0; // we abandoned it
+  } else if (m?.kind === "bidi") {
+    // Content.Write: the messages, read as they are answered; closed, or abandoned after a while.
+    const ac = new AbortController();
+    const s = client.openStream(input.service, input.method, "bidi", undefined, {
+      metadata,
+      signal: ac.signal,
+      timeoutMs: 8000,
+    });
+    const reading = (async () => {
+      for await (const _ of s.messages) {
+        // answers
+      }
+    })();
+    reading.catch(() => {});
+    try {
+      for (const chunk of [input.payload, ...(input.chunks ?? [])]) await s.send(chunk);
+    } catch {
+      // the server ended the stream early (its answer says why)
+    }
+    if (input.close !== false) {
+      s.closeSend();
+      await reading.catch(fail);
+    } else {
+      await new Promise((r) => setTimeout(r, input.streamMs));
+      ac.abort();
+      await reading.catch(fail);
+    }
+    if (code === 1 && ac.signal.aborted) code = 0;
   } else if (m?.kind === "client") {
     // The request's messages, then the sending side closed (or the stream abandoned).
     const ac = new AbortController();
@@ -122,8 +183,9 @@ async function runInput(
   const problems: string[] = [];
   if (JS_ERROR.test(message)) problems.push(`${what}: a JS error surfaced as code ${code}: ${message}`);
   // Unknown only from a shim (Tasks relay shims' answers; a Create may fail in the shim's start).
+  // containerd's Content answers OutOfRange for a read past the end or a write off the offset.
   const ok = image
-    ? IMAGE_PROPER.has(code)
+    ? IMAGE_PROPER.has(code) || (content !== undefined && code === 11)
     : DAEMON_PROPER.has(code) || (code === 2 && input.service.endsWith(".Tasks"));
   if (!ok) problems.push(`${what}: improper status ${code}: ${message.slice(0, 300)}`);
   if (ms > 5000) problems.push(`${what}: answered after ${ms} ms`);
@@ -571,6 +633,32 @@ t.test("hostile Images/Snapshots/ImageTools requests against a live tsruncd", as
       }),
     ),
   );
+  // Content.Write streams abandoned mid-ingest by the dozen (each its own ref, 1 KiB written of 4).
+  const writeCodec = ContentService.methods.write.requestType;
+  const ingestBytes = Buffer.alloc(4096, 0x77);
+  const openWrite = (c: DaemonConn, signal?: AbortSignal) => {
+    const s = c.client.openStream(ContentService.name, "Write", "bidi", undefined, {
+      ...c.o(20_000),
+      ...(signal ? { signal } : {}),
+    });
+    const reading = (async () => {
+      for await (const _ of s.messages) {
+        // answers
+      }
+    })();
+    reading.catch(() => {});
+    return { s, reading };
+  };
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      abandon(i, async (signal) => {
+        const { s, reading } = openWrite(other, signal);
+        await s.send(writeCodec.encode({ action: 0, ref: `fz-abandoned-${i}`, total: 4096 }));
+        await s.send(writeCodec.encode({ action: 1, offset: 0, data: ingestBytes.subarray(0, 1024) }));
+        await reading;
+      }),
+    ),
+  );
   // Imports whose connection goes away mid-archive.
   const gone = await Promise.all(Array.from({ length: 10 }, () => d.connect()));
   await Promise.all(
@@ -580,6 +668,26 @@ t.test("hostile Images/Snapshots/ImageTools requests against a live tsruncd", as
       await s.send(
         ImageToolsService.methods.import.requestType.encode({ data: archive.subarray(0, 4096 * (i + 1)) }),
       );
+    }),
+  );
+  // Writes whose connection goes away mid-ingest, under a lease (so that a GC meanwhile, e.g. after
+  // the failed imports above, keeps their ingests: unleased ones it removes once unlocked).
+  const leasesApi = other.client.service(LeasesService);
+  await leasesApi.create({ id: "fz-lease", labels: {} }, other.o(5000));
+  await Promise.all(
+    gone.map(async (g, i) => {
+      const o = g.o(20_000);
+      const s = g.client.openStream(ContentService.name, "Write", "bidi", undefined, {
+        ...o,
+        metadata: { ...o.metadata, "containerd-lease": "fz-lease" },
+      });
+      // Each message answered before the next (as ctr's client does), so the WRITE is done when
+      // the connection goes.
+      const answers = s.messages[Symbol.asyncIterator]();
+      await s.send(writeCodec.encode({ action: 0, ref: `fz-gone-${i}`, total: 4096 }));
+      await answers.next();
+      await s.send(writeCodec.encode({ action: 1, offset: 0, data: ingestBytes.subarray(0, 2048) }));
+      await answers.next();
     }),
   );
   await new Promise((r) => setTimeout(r, 100));
@@ -597,6 +705,27 @@ t.test("hostile Images/Snapshots/ImageTools requests against a live tsruncd", as
     [1000, 1000, true],
     "Config still resolves the image's user",
   );
+  // Those writers' refs are free again (their calls ended with their connections or deadlines)
+  // and resume where they stopped.
+  const cc = fresh.client.service(ContentService);
+  const resumed = await waitFor(
+    async () => {
+      const call = cc.write(fresh.o(10_000));
+      await call.send({ action: 0, ref: "fz-gone-0", total: 4096 });
+      for await (const m of call) {
+        call.closeSend();
+        return m.offset;
+      }
+      return undefined;
+    },
+    { what: "the ref of a Write whose connection went away to be free", timeoutMs: 30_000, intervalMs: 500 },
+  ).catch((e: Error) => e);
+  t.equal(
+    resumed,
+    2048,
+    `a Write cut by its connection going away resumes at its offset (${String(resumed)})`,
+  );
+  await fresh.client.service(LeasesService).delete({ id: "fz-lease", sync: false }, fresh.o(5000));
   t.comment(`the daemon's root after the campaign: ${(du(root).bytes / (1 << 20)).toFixed(1)} MiB`);
 
   t.same(

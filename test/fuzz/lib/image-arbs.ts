@@ -1,12 +1,16 @@
 // Request bodies for message-level fuzzing of tsruncd's image services (Images, Snapshots,
-// ImageTools), as lib/daemon-arbs.ts makes them for Containers/Tasks/Events: structured hostile
+// ImageTools, and containerd's Content and Diff), as lib/daemon-arbs.ts makes them for Containers/Tasks/Events: structured hostile
 // requests (names and keys like `../x`, 10,000 characters, NUL bytes; labels at and over the
 // limits; filters that do not parse or backtrack; descriptors naming blobs that are not there;
 // snapshot chains through keys that exist, do not, or are the imported image's layer), then maybe
 // mutated at the byte level, re-encoded with wrong wire types, replaced by protobuf soup or random
 // bytes. Import (a client stream) gets small archives made here (an OCI layout with one layer,
 // gzip'd or not, named or not; a docker-archive), mutated or replaced by random bytes, cut into
-// chunks that may be undecodable themselves, and sent to the end or abandoned.
+// chunks that may be undecodable themselves, and sent to the end or abandoned. Content.Write (a
+// bidirectional stream) gets sequences of STAT/WRITE/COMMIT with right and wrong offsets, totals,
+// digests (the campaign's own blobs, unknown ones, malformed ones) and labels, closed or
+// abandoned; Diff.Apply gets the mounts of one of the campaign's snapshot keys (looked up by the
+// runner when it sends: `applyTo`) or hostile mounts, with the campaign's layer blobs.
 //
 // Safety: every Pull goes through lib/pull-guard.ts (the dead registry 127.0.0.1:1, or a ref the
 // daemon refuses before any network access). Sizes are bounded: an archive is at most ~70 KiB,
@@ -16,8 +20,14 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { hostPlatform } from "@tsrunc/images/distribution";
 import { makeTar } from "@tsrunc/images/distribution/test-registry";
-import { ImagesService, ImageToolsService, SnapshotsService } from "@tsrunc/protocol/daemon";
-import type { AnyMethod } from "@tsrunc/ttrpc";
+import {
+  ContentService,
+  DiffService,
+  ImagesService,
+  ImageToolsService,
+  SnapshotsService,
+} from "@tsrunc/protocol/daemon";
+import type { AnyMethod, ServiceDescriptor } from "@tsrunc/ttrpc";
 import fc from "fast-check";
 import {
   byteMutate,
@@ -36,11 +46,29 @@ export interface ImageInput extends DaemonInput {
   chunks?: Uint8Array[];
   /** Import: close the sending side after the chunks (else the stream is abandoned after streamMs). */
   close?: boolean;
+  /**
+   * Diff.Apply into the snapshot with this key: the runner asks Snapshots.Mounts for its mounts
+   * and sends them with `applyDiff` (a key that does not exist or is committed: its answer is the
+   * input's, and the Apply goes with hostile mounts instead).
+   */
+  applyTo?: string;
+  applyDiff?: { mediaType: string; digest: string; size: number };
 }
+
+/** containerd's Content and Diff, fuzzed in the image campaign (not in the frame-level one). */
+export const CONTENT_SERVICES: readonly ServiceDescriptor[] = [ContentService, DiffService];
+export const contentMethods: ReadonlyMap<string, ReadonlyMap<string, AnyMethod>> = new Map(
+  CONTENT_SERVICES.map((sv) => [
+    sv.name,
+    new Map(Object.values(sv.methods as Record<string, AnyMethod>).map((m) => [m.name, m])),
+  ]),
+);
 
 const I = ImagesService.name;
 const S = SnapshotsService.name;
 const T = ImageToolsService.name;
+const C = ContentService.name;
+const D = DiffService.name;
 
 // ---------------------------------------------------------------------------------------------
 // small archives, made once
@@ -565,6 +593,268 @@ for (let i = 0; i < 2; i++)
     { service: T, method: "Config" },
   );
 
+// ---------------------------------------------------------------------------------------------
+// Content and Diff
+
+/** Blobs the campaign's archives store (so Info, Read, Write's AlreadyExists and Apply find them). */
+const LAYER_DIGESTS = [LAYER_CHAIN, `sha256:${sha(LAYER_GZ)}`];
+const WRITE_DATA = [Buffer.from("fz content"), Buffer.alloc(3000, 0x62), LAYER.subarray(0, 4096)];
+
+const contentDigest = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...LAYER_DIGESTS, ...WRITE_DATA.map((b) => `sha256:${sha(b)}`)) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      `sha256:${"c".repeat(64)}`,
+      "",
+      "sha256:",
+      "sha256:../../etc/passwd",
+      `sha512:${"d".repeat(128)}`,
+      `sha256:${"C".repeat(64)}`,
+    ),
+  },
+  { weight: 1, arbitrary: fc.string({ maxLength: 80 }) },
+);
+const contentRef = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom("fz-ref-1", "fz-ref-2", "layer-sha256:x", "tar-blobs/sha256/x") },
+  { weight: 2, arbitrary: fc.constantFrom(...hostileIds, "a".repeat(4097), "a/../../b", "") },
+  { weight: 1, arbitrary: fc.string({ maxLength: 20, unit: "binary" }) },
+);
+const contentLabels: fc.Arbitrary<Record<string, string>> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant({}) },
+  { weight: 2, arbitrary: labelsArb },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Record<string, string>>(
+      { "containerd.io/gc.ref.content.l.0": LAYER_CHAIN },
+      { "containerd.io/uncompressed": LAYER_CHAIN },
+      { x: "a".repeat(5000) },
+      { "": "empty key" },
+      { __proto__: "p", constructor: "c" } as Record<string, string>,
+    ),
+  },
+);
+const offsetArb = fc.oneof(fc.nat(5000), fc.constantFrom(-1, 2 ** 53 - 1, 4096));
+const totalArb = fc.oneof(
+  fc.constantFrom(0, ...WRITE_DATA.map((b) => b.length)),
+  fc.nat(10000),
+  fc.constantFrom(-5, 2 ** 53 - 1),
+);
+
+const writeReq = ContentService.methods.write.requestType;
+const writeMessage = fc
+  .record({
+    action: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(0, 1, 2) }, { weight: 1, arbitrary: fc.nat(9) }),
+    ref: fc.oneof({ weight: 3, arbitrary: fc.constant("") }, { weight: 1, arbitrary: contentRef }),
+    total: totalArb,
+    expected: fc.oneof({ weight: 3, arbitrary: fc.constant("") }, { weight: 1, arbitrary: contentDigest }),
+    offset: offsetArb,
+    data: fc.oneof(fc.constantFrom(...WRITE_DATA, new Uint8Array(0)), fc.uint8Array({ maxLength: 2048 })),
+    labels: contentLabels,
+  })
+  .map((m) => writeReq.encode(m));
+
+/** A Write stream: a well-formed ingest of one of WRITE_DATA (maybe twisted), or messages at random. */
+const writeArb: fc.Arbitrary<ImageInput> = fc
+  .record({
+    data: fc.constantFrom(...WRITE_DATA),
+    ref: contentRef,
+    knownDigest: fc.boolean(),
+    pieces: fc.integer({ min: 1, max: 4 }),
+    twist: fc.constantFrom("none", "none", "wrong digest", "short", "gap", "restart", "no commit", "random"),
+    random: fc.array(writeMessage, { maxLength: 5 }),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }),
+    close: fc.oneof(
+      { weight: 5, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    ns: imageNsArb,
+    streamMs: fc.nat(200),
+  })
+  .map(({ data, ref, knownDigest, pieces, twist, random, bytes, close, ns, streamMs }) => {
+    const digest = twist === "wrong digest" ? `sha256:${"c".repeat(64)}` : `sha256:${sha(data)}`;
+    const expected = knownDigest || twist === "wrong digest" ? digest : "";
+    const total = twist === "short" ? data.length + 1 : data.length;
+    const msgs: Uint8Array[] = [writeReq.encode({ action: 0, ref, total, expected })];
+    const step = Math.ceil(data.length / pieces);
+    for (let at = 0; at < data.length; at += step) {
+      const last = at + step >= data.length;
+      const offset = twist === "gap" && at > 0 ? at + 7 : twist === "restart" && last ? 0 : at;
+      msgs.push(
+        writeReq.encode({
+          action: last && twist !== "no commit" ? 2 : 1,
+          offset,
+          data: data.subarray(at, at + step),
+          ...(last ? { total, expected } : {}),
+        }),
+      );
+    }
+    const chunks = twist === "random" ? [...random, bytes] : msgs;
+    const [first, ...rest] = chunks;
+    return {
+      service: C,
+      method: "Write",
+      payload: first ?? new Uint8Array(0),
+      chunks: rest,
+      close,
+      ns,
+      streamMs,
+      how: `write ${twist}${close ? "" : ", abandoned"}`,
+    };
+  });
+
+const mountArb = fc.record({
+  type: fc.constantFrom("bind", "overlay", "tmpfs", "", "proc"),
+  source: fc.constantFrom("/", "/etc", "/proc", "../x", "", "/dev/sda"),
+  target: fc.constantFrom("", "/x"),
+  options: fc.array(fc.constantFrom("rbind", "ro", "rw", "lowerdir=/", "upperdir=/tmp", "workdir=/tmp"), {
+    maxLength: 3,
+  }),
+});
+const layerDescArb = fc.record({
+  mediaType: fc.oneof(
+    fc.constantFrom(
+      "application/vnd.oci.image.layer.v1.tar",
+      "application/vnd.oci.image.layer.v1.tar+gzip",
+      "application/vnd.docker.image.rootfs.diff.tar.gzip",
+      "application/vnd.oci.image.layer.v1.tar+zstd",
+      "",
+      "application/vnd.oci.image.layer.v1.tar+encrypted",
+    ),
+    fc.string({ maxLength: 20 }),
+  ),
+  digest: contentDigest,
+  size: fc.oneof(fc.constantFrom(0, LAYER.length, LAYER_GZ.length), fc.nat(100000)),
+});
+
+function contentRequestArb(service: string, method: string): fc.Arbitrary<Record<string, unknown>> {
+  const filters = fc.array(
+    fc.oneof(
+      fc.constantFrom(...hostileFilters),
+      fc.constantFrom(`digest==${LAYER_CHAIN}`, "labels.x", "size==20000", "ref~=^fz", "expected~=sha256"),
+      fc.string(),
+    ),
+    { maxLength: 3 },
+  );
+  if (service === D) {
+    if (method === "Diff")
+      return fc.record({
+        left: fc.array(mountArb, { maxLength: 2 }),
+        right: fc.array(mountArb, { maxLength: 2 }),
+        mediaType: fc.constantFrom("", "application/vnd.oci.image.layer.v1.tar"),
+        ref: contentRef,
+        labels: contentLabels,
+      });
+    return fc.record({ diff: layerDescArb, mounts: fc.array(mountArb, { maxLength: 3 }) });
+  }
+  switch (method) {
+    case "Info":
+    case "Delete":
+      return fc.record({ digest: contentDigest });
+    case "Update":
+      return fc.record({
+        info: fc.record({ digest: contentDigest, size: fc.nat(100), labels: contentLabels }),
+        updateMask: fc.option(
+          fc.record({
+            paths: fc.array(
+              fc.oneof(
+                fc.constantFrom("labels", "labels.x", "labels.__proto__", "size", "digest", "labels.", ""),
+                fc.string({ maxLength: 12 }),
+              ),
+              { maxLength: 3 },
+            ),
+          }),
+          { nil: undefined },
+        ),
+      });
+    case "List":
+    case "ListStatuses":
+      return fc.record({ filters });
+    case "Read":
+      return fc.record({
+        digest: contentDigest,
+        offset: offsetArb,
+        size: fc.oneof(fc.nat(30000), fc.constantFrom(-1, 2 ** 53 - 1)),
+      });
+    default:
+      return fc.record({ ref: contentRef });
+  }
+}
+
+const contentWire: { service: string; method: string }[] = [];
+for (const [service, methods] of contentMethods)
+  for (const method of methods.keys()) if (method !== "Write") contentWire.push({ service, method });
+
+const contentArb: fc.Arbitrary<ImageInput> = fc.oneof(
+  { weight: 3, arbitrary: writeArb },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(...contentWire).chain(({ service, method }) => {
+      const codec = contentMethods.get(service)!.get(method)!.requestType as AnyMethod["requestType"];
+      const structured = contentRequestArb(service, method).map((r) => ({
+        bytes: codec.encode(r),
+        how: "structured",
+      }));
+      return fc.record({ body: hostileBodyArb(structured), ns: imageNsArb, streamMs: fc.nat(200) }).map(
+        ({ body, ns, streamMs }): ImageInput => ({
+          service,
+          method,
+          payload: body.bytes,
+          ns,
+          streamMs,
+          how: body.how,
+        }),
+      );
+    }),
+  },
+  {
+    // Apply into one of the campaign's snapshot keys, by the mounts the daemon gave it.
+    weight: 2,
+    arbitrary: fc
+      .record({
+        key: fc.constantFrom("k1", "k2", "k3", "k4", "c1", "c2", LAYER_CHAIN),
+        diff: fc.oneof(
+          {
+            weight: 3,
+            arbitrary: fc.constantFrom(
+              {
+                mediaType: "application/vnd.oci.image.layer.v1.tar",
+                digest: LAYER_CHAIN,
+                size: LAYER.length,
+              },
+              {
+                mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+                digest: `sha256:${sha(LAYER_GZ)}`,
+                size: LAYER_GZ.length,
+              },
+              // A blob that is no layer (what a Write may have stored), or the wrong compression.
+              {
+                mediaType: "application/vnd.oci.image.layer.v1.tar",
+                digest: `sha256:${sha(WRITE_DATA[1]!)}`,
+                size: 0,
+              },
+              { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: LAYER_CHAIN, size: 0 },
+            ),
+          },
+          { weight: 1, arbitrary: layerDescArb },
+        ),
+        ns: imageNsArb,
+      })
+      .map(
+        ({ key, diff, ns }): ImageInput => ({
+          service: D,
+          method: "Apply",
+          payload: new Uint8Array(0),
+          applyTo: key,
+          applyDiff: diff,
+          ns,
+          streamMs: 0,
+          how: `apply ${diff.mediaType} into ${key}`,
+        }),
+      ),
+  },
+);
+
 export function imageInputArb(): fc.Arbitrary<ImageInput> {
   const unaryish = fc.constantFrom(...wire).chain(({ service, method }) => {
     const codec = imageMethods.get(service)!.get(method)!.requestType as AnyMethod["requestType"];
@@ -589,8 +879,12 @@ export function imageInputArb(): fc.Arbitrary<ImageInput> {
         }),
       );
   });
-  // Import as often as any three other methods.
-  return fc.oneof({ weight: 10, arbitrary: unaryish }, { weight: 1, arbitrary: importArb });
+  // Import as often as any three other methods; Content and Diff a quarter of the inputs.
+  return fc.oneof(
+    { weight: 10, arbitrary: unaryish },
+    { weight: 1, arbitrary: importArb },
+    { weight: 4, arbitrary: contentArb },
+  );
 }
 
 /** The safety net: a Pull goes to the dead registry (or is refused before any network access). */
