@@ -7,9 +7,10 @@
 // running over and over while ctr imports and pulls. One image (helpers/app-image.ts: two layers,
 // the second with a whiteout, Entrypoint/Cmd/Env/User) built once for the file; a daemon per test.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chainIds } from "@tsrunc/images";
+import { execa } from "execa";
 import t, { type Test } from "tap";
 import { type AppImage, appImage, GREETING_FILE } from "./helpers/app-image.js";
 import { type GrpcDaemon, startDaemonWithGrpc } from "./helpers/ctr-daemon.js";
@@ -165,6 +166,23 @@ t.test(
       "user, whiteout, layer 2 (args replace the entrypoint, as ctr does)",
     );
     t.equal((await snapshotsLs(d)).size, 2, "ctr run --rm removed the container's snapshot");
+
+    // ctr images tag / export (Content.Read of every blob) / mount (Snapshots.Prepare + mount on
+    // the host, then Remove on unmount).
+    ok(t, await d.ctr(["images", "tag", ref, "tsrunc.test/oci:tagged"]), "ctr images tag");
+    const exported = join(d.root.path, "exported.tar");
+    ok(t, await d.ctr(["images", "export", exported, ref], long), "ctr images export");
+    const listing = await execa("tar", ["-tf", exported]);
+    t.match(listing.stdout, `blobs/sha256/${want.manifest.slice(7)}`, "the export holds the manifest");
+    for (const l of want.layers) t.match(listing.stdout, `blobs/sha256/${l.slice(7)}`, "and each layer");
+    const mnt = join(d.root.path, "mnt");
+    mkdirSync(mnt);
+    ok(t, await d.ctr(["images", "mount", ref, mnt], long), "ctr images mount");
+    t.equal(readFileSync(join(mnt, "etc/layer2"), "utf8"), "second layer\n", "the mounted image's files");
+    t.notOk(existsSync(join(mnt, "gone")), "the whiteout hides the first layer's directory");
+    ok(t, await d.ctr(["images", "unmount", "--rm", mnt], long), "ctr images unmount --rm");
+    t.equal((await snapshotsLs(d)).size, 2, "the mount's snapshot is gone");
+    ok(t, await d.ctr(["images", "rm", "--sync", "tsrunc.test/oci:tagged"]), "rm the tag");
 
     // The image ctr imported is tsctl's too.
     const tl = await d.tsctl(["images", "ls", "-q"]);
