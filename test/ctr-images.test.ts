@@ -310,5 +310,21 @@ t.test("ctr's content and snapshot commands get containerd's errors", async (t) 
   ok(t, await d.ctr(["content", "rm", digest]), "ctr content rm");
   t.equal((await contentLs(d)).size, 0);
   t.equal((await d.ctr(["content", "active"])).exitCode, 0, "ctr content active");
+  // ctr snapshots prepare / mounts / commit / label / tree / rm on the overlayfs snapshotter.
+  const prep = await d.ctr(["snapshots", "prepare", "fz-active"]);
+  ok(t, prep, "ctr snapshots prepare");
+  ok(t, await d.ctr(["snapshots", "mounts", "/mnt", "fz-active"]), "ctr snapshots mounts");
+  ok(t, await d.ctr(["snapshots", "commit", "fz-base", "fz-active"]), "ctr snapshots commit");
+  ok(t, await d.ctr(["snapshots", "label", "fz-base", "containerd.io/gc.root=x"]), "ctr snapshots label");
+  const labelled = JSON.parse((await d.ctr(["snapshots", "info", "fz-base"])).stdout);
+  t.same(labelled.Labels, { "containerd.io/gc.root": "x" }, "the label is there");
+  ok(t, await d.ctr(["snapshots", "prepare", "fz-child", "fz-base"]), "prepare on it");
+  const tree = await d.ctr(["snapshots", "tree"]);
+  ok(t, tree, "ctr snapshots tree");
+  t.match(tree.stdout, /fz-base\n\s+\\_ fz-child/, "the child under its parent");
+  const busy = await d.ctr(["snapshots", "rm", "fz-base"]);
+  t.not(busy.exitCode, 0, "a parent with a child is not removed");
+  ok(t, await d.ctr(["snapshots", "rm", "fz-child", "fz-base"]), "ctr snapshots rm");
+  t.equal((await snapshotsLs(d)).size, 0);
   await d.finish(t);
 });
