@@ -12,7 +12,7 @@ import * as pty from "node-pty";
 import t from "tap";
 import { assertNoLeaks, findScopeProcesses } from "./helpers/cleanup.js";
 import { argValue, type Containerd } from "./helpers/containerd.js";
-import { processesInMountNamespace } from "./helpers/no-node.js";
+import { processesInMountNamespace, ticksNow } from "./helpers/no-node.js";
 import { containerdWithOurShim, RUNTIME, SHIM } from "./helpers/our-shim.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -192,8 +192,22 @@ t.test("the single-file shim runs containers under containerd 1.6 where no node 
   );
   t.same(shimsLeft(), [], "no shim left");
 
+  const mark = ticksNow();
   t.same(await cd.stop(), [], "containerd stopped, nothing forced");
-  for (const ns of cd.mountNamespaces)
-    t.same(processesInMountNamespace(ns), [], `no process left in ${ns} (the namespace is gone)`);
+  // A process that was killed may still be on its way out: give it a moment, then name it.
+  const left = () =>
+    cd.mountNamespaces.flatMap((ns) =>
+      processesInMountNamespace(ns, mark).map((pid) => {
+        let cmd = "?";
+        try {
+          cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+        } catch {}
+        return `${ns} ${pid}: ${cmd}`;
+      }),
+    );
+  await waitFor(() => left().length === 0, { what: "the namespaces to empty", timeoutMs: 5000 }).catch(
+    () => {},
+  );
+  t.same(left(), [], "no process left in containerd's namespaces (so they are gone)");
   assertNoLeaks(t, cd.scope);
 });

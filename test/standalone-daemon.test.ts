@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import t from "tap";
 import { daemonEnv } from "./helpers/daemon.js";
-import { mountNamespaceOf, processesInMountNamespace } from "./helpers/no-node.js";
+import { mountNamespaceOf, processesInMountNamespace, ticksNow } from "./helpers/no-node.js";
 import { REPO } from "./helpers/our-shim.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -85,13 +85,14 @@ t.test("tsruncd, tsctl and the shim as single files where no node exists", async
   const crm = await d.tsctl(["containers", "rm", "d1"]);
   t.equal(crm.exitCode, 0, "tsctl containers rm d1", { stderr: crm.stderr });
 
+  const mark = ticksNow();
   await d.finish(t);
   t.equal(namespaces.length, 2);
   for (const ns of namespaces) {
-    await waitFor(() => processesInMountNamespace(ns).length === 0, {
+    await waitFor(() => processesInMountNamespace(ns, mark).length === 0, {
       what: `${ns} empty`,
       timeoutMs: 5000,
     }).catch(() => {});
-    t.same(processesInMountNamespace(ns), [], `no process left in ${ns} (the namespace is gone)`);
+    t.same(processesInMountNamespace(ns, mark), [], `no process left in ${ns} (the namespace is gone)`);
   }
 });

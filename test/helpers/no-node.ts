@@ -62,12 +62,35 @@ export function mountNamespaceOf(pid: number): string | undefined {
   }
 }
 
-/** Pids of the processes in mount namespace `ns` (none once the namespace is gone). */
-export function processesInMountNamespace(ns: string): number[] {
+/** Now, in the clock ticks (USER_HZ, 100 on Linux) of /proc/PID/stat's start time. */
+export function ticksNow(): number {
+  return Math.floor(Number.parseFloat(fs.readFileSync("/proc/uptime", "utf8").split(" ")[0] ?? "0") * 100);
+}
+
+function startTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids of the processes in mount namespace `ns` (none once the namespace is gone). A freed
+ * namespace's inode number is reused (runc makes one per container, and other tests run
+ * containers meanwhile), so with `startedBefore` (ticksNow() taken while the namespace still
+ * existed) only processes started before then count: a newer namespace with the same number
+ * has none of those.
+ */
+export function processesInMountNamespace(ns: string, startedBefore?: number): number[] {
   const pids: number[] = [];
   for (const e of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
-    if (mountNamespaceOf(Number(e)) === ns) pids.push(Number(e));
+    const pid = Number(e);
+    if (mountNamespaceOf(pid) !== ns) continue;
+    if (startedBefore !== undefined && (startTicks(pid) ?? 0) > startedBefore) continue;
+    pids.push(pid);
   }
   return pids;
 }
