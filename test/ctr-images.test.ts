@@ -213,6 +213,10 @@ t.test(
     const pull = await d.ctr(["images", "pull", "--plain-http", img.ref], long);
     ok(t, pull, "ctr images pull --plain-http");
     await checkStored(t, d, [`containerd.io/distribution.source.${img.registryHost.replace(/:\d+$/, "")}`]);
+    // Labels and snapshots outlive a restart of tsruncd.
+    await d.stop();
+    await d.start();
+    await checkStored(t, d, [`containerd.io/distribution.source.${img.registryHost.replace(/:\d+$/, "")}`]);
     const run = await d.ctr(["run", "--rm", ...RUNTIME, img.ref, "c1"], long);
     ok(t, run, "ctr run of ctr's pull");
     t.equal(run.stdout.trim(), expectedRun);
