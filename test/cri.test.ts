@@ -152,8 +152,15 @@ for (const handler of HANDLERS) {
       t.equal(s.status.state, "CONTAINER_RUNNING", `${s.status.metadata.name} RUNNING`);
       t.ok(s.pid > 0 && alive(s.pid), `${s.status.metadata.name}: pid ${s.pid} alive`);
       t.match(cgroupOf(s.pid, "memory") ?? "", new RegExp(`/${id}$`), "in the container's own cgroup");
-      const argv0 = fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8").split("\0")[0];
-      t.equal(path.basename(argv0 ?? ""), cmd, `runs ${cmd}`);
+      // runc start returns once the init is told to exec: it may still be `runc init` a moment.
+      const argv0 = await waitFor(
+        () => {
+          const a = path.basename(fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8").split("\0")[0] ?? "");
+          return a === cmd ? a : undefined;
+        },
+        { what: `pid ${s.pid} to run ${cmd}`, timeoutMs: 10_000 },
+      ).catch((e: Error) => e.message);
+      t.equal(argv0, cmd, `runs ${cmd}`);
     }
     const listed = await cri.runtime("ListContainers", {
       filter: { pod_sandbox_id: podId, state: { state: "CONTAINER_RUNNING" } },
@@ -253,6 +260,30 @@ for (const handler of HANDLERS) {
       { what: "tick in the CRI log", timeoutMs: 20_000 },
     );
     t.match(log, / stdout F tick/, "CRI log has the container's output");
+
+    // A container that ends on its own: all of its output is in the CRI log, the exit code kept.
+    const finisher = await createAndStart(
+      node,
+      podId,
+      podCfg,
+      containerConfig("finisher", [
+        "sh",
+        "-c",
+        "sleep 1; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line$i; done; echo bye >&2; exit 7",
+      ]),
+    );
+    const ended = await waitFor(
+      async () => {
+        const s = await status(node, finisher);
+        return s.status.state === "CONTAINER_EXITED" ? s.status : undefined;
+      },
+      { what: "finisher EXITED", timeoutMs: 30_000, intervalMs: 100 },
+    );
+    t.equal(ended.exit_code, 7, "finisher EXITED with its exit code 7");
+    const finLog = fs.readFileSync(path.join(podCfg.log_directory, "finisher.log"), "utf8");
+    t.equal(finLog.match(/ stdout F line\d+$/gm)?.length, 300, "all 300 lines of stdout in the CRI log");
+    t.match(finLog, / stderr F bye$/m, "and its stderr");
+    await cri.runtime("RemoveContainer", { container_id: finisher });
 
     // StopContainer with a grace period: TERM is ignored, KILL after 2 s.
     const s0 = Date.now();

@@ -109,7 +109,15 @@ export async function startCriNode(
   const logRoot = path.join(cd.root, "pod-logs");
   fs.mkdirSync(logRoot);
   const cri = criClient(cd.grpcAddress);
-  t.teardown(() => cri.close());
+  t.teardown(() => {
+    cri.close();
+    // A failed test keeps containerd's last lines (its shims' logs included) where it can be read.
+    if (!t.passing()) {
+      const keep = path.join(tmpdir(), `tsrunc-cri-failure-${path.basename(cd.root)}.log`);
+      fs.writeFileSync(keep, cd.logTail(600));
+      process.stderr.write(`cri test failed: containerd's log tail in ${keep}\n`);
+    }
+  });
   await waitFor(
     async () => {
       try {
