@@ -77,6 +77,29 @@ t.test("the single-file shim runs containers under containerd 1.6 where no node 
   t.equal(r.exitCode, 3, "ctr run --rm: the container's exit code", { stderr: r.stderr });
   t.match(r.stdout, /standalone-ok/);
 
+  // 1b. Grouped mode (the same file under another name): two containers, one shim process.
+  fs.symlinkSync(SHIM, path.join(cd.root, "opt/bin", "containerd-shim-tsrunc-grouped-v2"));
+  const GROUPED = "io.containerd.tsrunc-grouped.v2";
+  for (const id of ["g1", "g2"]) {
+    const g = await cd.ctr([
+      "run",
+      "-d",
+      "--runtime",
+      GROUPED,
+      "--rootfs",
+      cd.rootfs(`rootfs-${id}`),
+      id,
+      "/bin/sleep",
+      "1000",
+    ]);
+    t.equal(g.exitCode, 0, `grouped ctr run -d ${id}`, { stderr: g.stderr });
+  }
+  t.equal(cd.shimSocket("g1"), cd.shimSocket("g2"), "one grouped shim (one socket) serves both");
+  for (const id of ["g1", "g2"]) {
+    t.equal((await cd.ctr(["task", "rm", "-f", id])).exitCode, 0, `ctr task rm -f ${id}`);
+    t.equal((await cd.ctr(["containers", "rm", id])).exitCode, 0, `ctr containers rm ${id}`);
+  }
+
   // 2. A detached container; its shim is the single file (no node in its /proc/PID/exe).
   const d = await cd.ctr([
     "run",

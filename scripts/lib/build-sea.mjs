@@ -101,6 +101,7 @@ const entry = (
     logLevel: "warning",
   })
 ).outputFiles[0].text;
+const canStrip = spawnSync("strip", ["--version"], { stdio: "ignore" }).status === 0;
 const nodeBinary = readFileSync(process.execPath);
 const nodeDigest = sha256(nodeBinary);
 
@@ -112,7 +113,7 @@ for (const c of commands) {
     Object.entries(c.assets).map(([k, f]) => [k, f.startsWith("/") ? f : join(root, c.pkg, f)]),
   );
   const addons = {};
-  const inputs = createHash("sha256").update(`${nodeDigest}\n${entry}\n`);
+  const inputs = createHash("sha256").update(`${nodeDigest}\nstrip=${canStrip}\n${entry}\n`);
   for (const [k, f] of Object.entries(assets)) {
     if (!existsSync(f)) throw new Error(`${c.name}: ${f} is missing (the bundle steps run first)`);
     const digest = sha256(readFileSync(f));
@@ -144,6 +145,8 @@ for (const c of commands) {
   const exe = join(work, c.name);
   copyFileSync(process.execPath, exe);
   chmodSync(exe, 0o755);
+  // Debian's node keeps its symbol table and DWARF (12.6 MB of 99): never loaded, so only disk.
+  if (canStrip) run("strip", [exe]);
   run(postject, [exe, "NODE_SEA_BLOB", join(work, "blob"), "--sentinel-fuse", SENTINEL]);
   // Renamed over the old one: running shims keep their (deleted) inode.
   renameSync(exe, out);
