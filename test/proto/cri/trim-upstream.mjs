@@ -3,6 +3,10 @@
 // field numbers, types and labels of every message in it) from kubernetes' cri-api:
 //
 //   node test/proto/cri/trim-upstream.mjs /path/to/cri-api/pkg/apis/runtime/v1/api.proto
+//   npx biome format --write test/proto/cri      (the JSON as committed)
+//
+// (Generated from kubernetes/cri-api at 791729b; field numbers never change upstream, only new
+// fields are added, so a newer cri-api than containerd 1.6's v0.2x is a superset.)
 //
 // Only the services' methods listed below are kept, with every message and enum they reach;
 // names, numbers, types and labels are upstream's, comments are not carried over. The test
