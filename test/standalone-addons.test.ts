@@ -159,3 +159,23 @@ t.test(
     t.same(fs.readFileSync(file), good, "the tampered copy was replaced with the embedded addon");
   },
 );
+
+t.test("the single-file shim's start reports a bad cache in one line (containerd shows it)", async (t) => {
+  const base = runDir(t);
+  const open = path.join(base, "open");
+  fs.mkdirSync(open);
+  fs.chmodSync(open, 0o775);
+  const shim = path.join(REPO, "packages/shim-runc-v2/dist/sea/containerd-shim-tsrunc-v2");
+  const r = spawnSync(shim, ["-namespace", "n1", "-address", "/run/x.sock", "-id", "c1", "start"], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TSRUNC_ADDON_CACHE: open },
+    cwd: base,
+    input: "",
+    encoding: "utf8",
+  });
+  t.equal(r.status, 1);
+  t.equal(r.stdout, "");
+  t.equal(
+    r.stderr,
+    `containerd-shim-tsrunc-v2: addon cache: ${open} is writable by others (mode 775); refusing to load code from it\n`,
+  );
+});

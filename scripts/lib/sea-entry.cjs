@@ -102,6 +102,17 @@ if (config.start !== undefined && argv.at(-1) === "delete" && !process.env.TSRUN
   if (done) process.exit(0);
 }
 
+// The shim: its server needs the addon; a cache it may not use is reported by `start`, whose
+// output containerd shows, rather than by a server that dies before it answers ("ttrpc: closed").
+if (config.start !== undefined && argv.at(-1) === "start" && !process.env.TSRUNC_CODE_CACHE_REPORT) {
+  try {
+    addonPath("tsrunc_native.node");
+  } catch (err) {
+    process.stderr.write(`${config.name}: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
 const started =
   config.start !== undefined &&
   argv.at(-1) === "start" &&
