@@ -88,7 +88,14 @@ if (config.isolateFlags.length > 0 && !rerun && (!informational || process.env.T
     [REEXEC]: "1",
     NODE_OPTIONS: config.isolateFlags.join(" "),
   }).map(([k, v]) => `${k}=${v}`);
-  native.exports.execve(file, [process.argv[1] ?? file, ...argv], env);
+  try {
+    native.exports.execve(file, [process.argv[1] ?? file, ...argv], env);
+  } catch (err) {
+    process.stderr.write(
+      `${config.name}: cannot run itself again with ${config.isolateFlags.join(" ")}: ${err.message}\n`,
+    );
+    process.exit(1);
+  }
 }
 
 for (const f of config.v8Flags) v8.setFlagsFromString(f);
