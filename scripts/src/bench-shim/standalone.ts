@@ -141,7 +141,7 @@ export async function benchStandalone(
       ["s", SEA_NAME],
     ] as const) {
       try {
-        rounds[k].push(await shimRound(cd, join(bin, f), `sv-${k}-${i}`, {}));
+        rounds[k].push(await shimRound(cd, join(bin, f), `sv-${k}-${i}`, { TSRUNC_ADDON_CACHE: cache }));
       } catch (e) {
         failures.push(`standalone verbs ${f}: ${e instanceof Error ? e.message : String(e)}`);
       }
