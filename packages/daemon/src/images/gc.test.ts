@@ -160,3 +160,43 @@ t.test("active snapshots: a container's stays; others after a minute, or at boot
     "a container of namespace a does not hold b's key",
   );
 });
+
+t.test("content labels go with their blob (GC, and rows of blobs gone while closed at open)", async (t) => {
+  const root = mkdtempSync(join(tmpdir(), "tsrunc-gc-meta-"));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const metadata = MetadataStore.open(join(root, "meta.db"));
+  t.teardown(() => metadata.close());
+  const open = () =>
+    ImageSystem.open({ root, metadata, log: pino({ level: "silent" }), snapshotterBackend: "copy" });
+  let sys = await open();
+  const a = await blob(sys, "labelled a");
+  const b = await blob(sys, "labelled b");
+  sys.contentMeta.set("ns1", a.digest, { x: "1" });
+  sys.contentMeta.set("ns2", a.digest, { y: "2" });
+  sys.contentMeta.set("ns1", b.digest, { z: "3" });
+  // An ingest a lease holds stays through a GC; an unheld one goes.
+  const lease = sys.leases.acquire("ns1");
+  const held = await sys.content.ingest("ns1/held", {});
+  await held.write(Buffer.from("partial"));
+  await held.close();
+  lease.addIngests("ns1/held");
+  const loose = await sys.content.ingest("ns1/loose", {});
+  await loose.close();
+  const r = await sys.gc.collect({ boot: true });
+  t.same([r.blobsRemoved, r.ingestsRemoved], [2, 1], "both blobs and the unheld ingest go");
+  t.ok(await sys.content.ingestStatus("ns1/held"), "the leased ingest stays");
+  t.equal(sys.contentMeta.get("ns1", a.digest), undefined, "labels dropped with the blob");
+  t.equal(sys.contentMeta.get("ns2", a.digest), undefined, "in every namespace");
+  t.equal(sys.contentMeta.get("ns1", b.digest), undefined);
+  lease.release();
+  const r2 = await sys.gc.collect({ boot: true });
+  t.same(r2.ingestsRemoved, 1, "released: the ingest goes");
+  // A row whose blob vanished while the daemon was down is swept at open.
+  const c = await blob(sys, "labelled c");
+  sys.contentMeta.set("ns1", c.digest, { w: "4" });
+  await sys.close();
+  rmSync(sys.content.blobPath(c.digest));
+  sys = await open();
+  t.teardown(() => sys.close());
+  t.equal(sys.contentMeta.get("ns1", c.digest), undefined, "swept at open");
+});
