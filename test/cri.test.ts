@@ -63,13 +63,15 @@ function podConfig(node: CriNode, name: string): Msg {
   };
 }
 
-function containerConfig(name: string, command: string[], extra: Msg = {}): Msg {
+/** A container of its own pid namespace (kubelet's default), or of the pod's with pid "POD". */
+function containerConfig(name: string, command: string[], extra: Msg = {}, pid = "CONTAINER"): Msg {
   return {
     metadata: { name, attempt: 0 },
     image: { image: BUSYBOX_IMAGE },
     command,
     log_path: `${name}.log`,
     labels: { container: name },
+    linux: { security_context: { namespace_options: { pid } } },
     ...extra,
   };
 }
@@ -109,8 +111,9 @@ function addresses(node: CriNode, ids: string[]): Set<string> {
 }
 
 const TICKER = ["sh", "-c", "while true; do echo tick; sleep 1; done"];
-// Ignores TERM (also as pid 1 of its pid namespace, where the kernel would drop it anyway).
-const STUBBORN = ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 1; done"];
+// Ignores TERM, and leaves a child behind: run in the pod's pid namespace (a pod with
+// shareProcessNamespace), its init's death does not end the child — the shim must.
+const STUBBORN = ["sh", "-c", "trap '' TERM; sleep 1000 & echo started; while true; do sleep 1; done"];
 
 for (const handler of HANDLERS) {
   t.test(`pod lifecycle through CRI on handler ${handler}`, async (t) => {
@@ -133,7 +136,12 @@ for (const handler of HANDLERS) {
     t.equal(pod.status.linux.namespaces.options.network, "NODE", "host network");
 
     const ticker = await createAndStart(node, podId, podCfg, containerConfig("ticker", TICKER));
-    const stubborn = await createAndStart(node, podId, podCfg, containerConfig("stubborn", STUBBORN));
+    const stubborn = await createAndStart(
+      node,
+      podId,
+      podCfg,
+      containerConfig("stubborn", STUBBORN, {}, "POD"),
+    );
     const echo = await createAndStart(
       node,
       podId,
@@ -286,10 +294,31 @@ for (const handler of HANDLERS) {
     await cri.runtime("RemoveContainer", { container_id: finisher });
 
     // StopContainer with a grace period: TERM is ignored, KILL after 2 s.
+    const stubbornPid = (await status(node, stubborn)).pid;
+    const stubbornCg = path.join("/sys/fs/cgroup/memory", cgroupOf(stubbornPid, "memory") ?? "/nope");
+    const procsOf = () => {
+      try {
+        return fs
+          .readFileSync(path.join(stubbornCg, "cgroup.procs"), "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map(Number);
+      } catch {
+        return [];
+      }
+    };
+    const stubbornProcs = await waitFor(() => (procsOf().length >= 3 ? procsOf() : undefined), {
+      what: "stubborn's init, its sleep 1000 and a sleep 1",
+    });
     const s0 = Date.now();
     await cri.runtime("StopContainer", { container_id: stubborn, timeout: 2 }, 60_000);
     const took = Date.now() - s0;
     t.ok(took >= 1900, `StopContainer waited out the grace period (${took} ms)`);
+    t.same(
+      stubbornProcs.filter(alive),
+      [],
+      "none of its processes outlives the stop (pod pid namespace: the shim kills what the init left)",
+    );
     const stopped = await status(node, stubborn);
     t.equal(stopped.status.state, "CONTAINER_EXITED", "stubborn EXITED");
     t.equal(stopped.status.exit_code, 137, "killed by KILL: 137");
@@ -314,6 +343,11 @@ for (const handler of HANDLERS) {
       [],
       "no bundle left in containerd's state",
     );
+    // CRI reads each container's output until EOF; a stream it had to cut (its fifo still held
+    // open by processes the init left behind, when the shim reported the exit) it logs as
+    // "Failed to pipe stdout of container …: file already closed".
+    const cut = fs.readFileSync(cd.logPath, "utf8").match(/Failed to pipe \w+ of container/g) ?? [];
+    t.same(cut, [], "CRI read every container's output to its end");
     if (handler === "tsrunc") for (const c of cri.called) calledOnOurs.add(c);
     await cd.stop();
     assertNoLeaks(t, cd.scope);

@@ -16,6 +16,7 @@ import { type OomWatch, watchOom } from "../ops/oom.js";
 import { packMetrics } from "../ops/stats.js";
 import { runcErrorToStatus } from "../runc/index.js";
 import type { RuncDriver, ShimContext } from "../shim-context.js";
+import { sharesPidNamespace } from "./pid-namespace.js";
 import type { ExitInfo } from "./process-state.js";
 import { refusal } from "./process-state-table.js";
 import { ShimProcess } from "./shim-process.js";
@@ -37,6 +38,8 @@ export class InitProcess extends ShimProcess {
   readonly rootfs: MountSpec[];
   /** Publishes /tasks/oom for the container's memory cgroup (ops/oom.ts). */
   oom: OomWatch | undefined;
+  /** No pid namespace of its own: its other processes outlive the init unless killed. */
+  #sharedPidNamespace = false;
 
   private constructor(ctx: ShimContext, opts: InitOptions) {
     super(ctx, opts.id, "", opts.stdio);
@@ -48,6 +51,7 @@ export class InitProcess extends ShimProcess {
   /** Mounts the rootfs, opens stdio and runs `runc create`; undoes all of it on failure. */
   static async create(ctx: ShimContext, opts: InitOptions): Promise<InitProcess> {
     const p = new InitProcess(ctx, opts);
+    p.#sharedPidNamespace = sharesPidNamespace(opts.bundle);
     await mountRootfs(opts.bundle, opts.rootfs);
     const pidFile = join(opts.bundle, BundleFile.initPid);
     try {
@@ -240,8 +244,21 @@ export class InitProcess extends ShimProcess {
     // An OOM kill the kernel has signalled is published before the exit it caused.
     this.oom?.check();
     const wasPaused = this.state.status === "paused";
-    super.onExit(exit);
-    if (wasPaused) this.#thawAfterExit();
+    const report = () => {
+      super.onExit(exit);
+      if (wasPaused) this.#thawAfterExit();
+    };
+    if (!this.#sharedPidNamespace) {
+      report();
+      return;
+    }
+    // The init of a container in a shared pid namespace (a pod's, the host's) leaves its other
+    // processes running: kill them before the exit is reported, as containerd's shim does, so
+    // that the container's output has ended (a CRI reader gets EOF) and its cgroup can go.
+    this.runc
+      .kill(this.containerId, 9, { all: true })
+      .catch((err: Error) => this.ctx.log.debug({ err: err.message }, "kill --all after the init's exit"))
+      .finally(report);
   }
 
   /**
