@@ -5,6 +5,7 @@ export * from "./digest.js";
 export * from "./image.js";
 export * from "./layer/apply.js";
 export * from "./layer/decompress.js";
+export * from "./layer/write.js";
 export * from "./snapshotter/mount.js";
 export * from "./snapshotter/overlay.js";
 export * from "./unpack.js";

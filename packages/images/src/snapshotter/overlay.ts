@@ -296,6 +296,23 @@ export class OverlaySnapshotter {
     return [{ type: "overlay", source: "overlay", options }];
   }
 
+  /**
+   * The directory holding only what the active or committed snapshot `key` adds over its parent
+   * (overlay whiteouts for removals), and that parent: the layer a diff of the two is. The copy
+   * backend's directories hold whole trees: Unimplemented there; a view adds nothing of its own.
+   */
+  async layerDir(key: string): Promise<{ dir: string; parent: string | undefined }> {
+    const row = this.#row(key);
+    if (this.backend === "copy")
+      throw new TtrpcError(
+        Code.Unimplemented,
+        "diffs are made on the overlay backend only (this root copies)",
+      );
+    if (row.kind === "view")
+      throw new TtrpcError(Code.FailedPrecondition, `snapshot ${key} is a view: it adds no layer`);
+    return { dir: this.#fs(row.id), parent: this.#md.chain(row)[1]?.key };
+  }
+
   /** Where unpack applies a layer to the active snapshot `key`, and in which mode. */
   async applyTarget(key: string): Promise<ApplyTarget> {
     const row = this.#row(key);
