@@ -186,6 +186,42 @@ t.test(
     t.equal((await snapshotsLs(d)).size, 2, "the mount's snapshot is gone");
     ok(t, await d.ctr(["images", "rm", "--sync", "tsrunc.test/oci:tagged"]), "rm the tag");
 
+    // ctr snapshots diff of the second layer's snapshot (Views of it and of its parent, then
+    // Diff.Diff): a layer with the file it adds and the OCI whiteout of the directory it removes.
+    const diff = await execa(
+      "ctr",
+      d.ctrArgs([
+        "snapshots",
+        "diff",
+        "--media-type",
+        "application/vnd.oci.image.layer.v1.tar",
+        want.chains[1]!,
+      ]),
+      { encoding: "buffer", reject: false, stdin: "ignore", timeout: 60_000 },
+    );
+    t.equal(diff.exitCode, 0, `ctr snapshots diff: ${Buffer.from(diff.stderr).toString()}`);
+    const entries = await execa("tar", ["-t"], { input: Buffer.from(diff.stdout) });
+    t.match(
+      entries.stdout.split("\n").sort(),
+      [".wh.gone", "etc/", "etc/layer2"].sort(),
+      "the layer's entries",
+    );
+    const gz = await execa("ctr", d.ctrArgs(["snapshots", "diff", "--keep", want.chains[1]!]), {
+      encoding: "buffer",
+      reject: false,
+      stdin: "ignore",
+      timeout: 60_000,
+    });
+    t.equal(gz.exitCode, 0, "ctr snapshots diff (gzip, kept)");
+    const zipped = await execa("tar", ["-tz"], { input: Buffer.from(gz.stdout) });
+    t.match(zipped.stdout, "etc/layer2");
+    const kept = [...(await contentLs(d))].find(([, l]) => l["containerd.io/gc.root"] !== undefined);
+    t.ok(
+      kept?.[1]["containerd.io/uncompressed"]?.startsWith("sha256:"),
+      "the kept diff: labelled with its DiffID",
+    );
+    if (kept) ok(t, await d.ctr(["content", "rm", kept[0]]), "rm the kept diff");
+
     // The image ctr imported is tsctl's too.
     const tl = await d.tsctl(["images", "ls", "-q"]);
     t.equal(tl.stdout.trim(), ref, "tsctl images ls");

@@ -104,7 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
         snapshots: new SnapshotsApi(images, leaseLookup),
         tools: new ImageToolsApi(images, exchange),
         content: new ContentApi(images, leaseLookup),
-        diff: new DiffApi(images),
+        diff: new DiffApi(images, leaseLookup),
       },
       namespaces: new NamespacesApi(config.root, namespaceRecords(store, images)),
       leases,

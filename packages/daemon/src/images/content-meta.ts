@@ -54,6 +54,7 @@ export class ContentMeta {
   readonly #put;
   readonly #forget;
   readonly #digests;
+  readonly #roots;
 
   constructor(path: string) {
     this.#db = openSqlite(path);
@@ -73,6 +74,14 @@ export class ContentMeta {
     );
     this.#forget = this.#db.prepare<[string]>("DELETE FROM content_meta WHERE digest = ?");
     this.#digests = this.#db.prepare<[], { digest: string }>("SELECT DISTINCT digest FROM content_meta");
+    this.#roots = this.#db.prepare<[], { digest: string }>(
+      `SELECT DISTINCT digest FROM content_meta WHERE json_extract(labels, '$."containerd.io/gc.root"') IS NOT NULL`,
+    );
+  }
+
+  /** Blobs labelled containerd.io/gc.root in some namespace: roots of the GC, as in containerd. */
+  roots(): Set<string> {
+    return new Set(this.#roots.all().map((r) => r.digest));
   }
 
   get(namespace: string, digest: string): ContentMetaRow | undefined {

@@ -191,6 +191,12 @@ t.test("content labels go with their blob (GC, and rows of blobs gone while clos
   lease.release();
   const r2 = await sys.gc.collect({ boot: true });
   t.same(r2.ingestsRemoved, 1, "released: the ingest goes");
+  // Content labelled containerd.io/gc.root (ctr snapshots diff --keep) is a root.
+  const rooted = await blob(sys, "kept by its label");
+  sys.contentMeta.set("ns2", rooted.digest, { "containerd.io/gc.root": "2026-01-01T00:00:00Z" });
+  t.equal((await sys.gc.collect({ boot: true })).blobsRemoved, 0, "a gc.root blob stays");
+  sys.contentMeta.set("ns2", rooted.digest, {});
+  t.equal((await sys.gc.collect({ boot: true })).blobsRemoved, 1, "unlabelled, it goes");
   // A row whose blob vanished while the daemon was down is swept at open.
   const c = await blob(sys, "labelled c");
   sys.contentMeta.set("ns1", c.digest, { w: "4" });

@@ -27,7 +27,7 @@ export interface GcOptions {
 /** Snapshot keys our own operations use for a while; kept only while the namespace has a lease. */
 export const transientSnapshotPrefixes = ["extract-", "tsrunc-view-"];
 
-/** containerd's label that makes a snapshot a root of its own (`ctr snapshots … --label`). */
+/** containerd's label that makes a snapshot or a blob a root of its own (`ctr snapshots … --label`). */
 export const gcRootLabel = "containerd.io/gc.root";
 
 /** An active snapshot or view no container names is kept this long (a client between Prepare and Containers.Create). */
@@ -89,6 +89,8 @@ export class GarbageCollector {
     // ---- mark: blobs reachable from image records, chain ids per namespace -------------------
     const durable = images.liveLeaseContent(started);
     const keepBlobs = new Set<string>(durable);
+    // Content labelled containerd.io/gc.root (e.g. `ctr snapshots diff --keep`) is a root too.
+    for (const d of this.d.contentMeta?.roots() ?? []) keepBlobs.add(d);
     const chainsByNs = new Map<string, Set<string>>();
     for (const rec of images.all()) {
       let chains = chainsByNs.get(rec.namespace);

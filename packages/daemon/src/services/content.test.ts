@@ -16,7 +16,7 @@ import { MetadataStore } from "../store/index.js";
 import { ContentApi } from "./content.js";
 import { DiffApi } from "./diff.js";
 import type { LeasedScope } from "./leases.js";
-import { SnapshotsApi } from "./snapshots.js";
+import { SnapshotsApi, toMounts } from "./snapshots.js";
 
 const STAT = 0;
 const WRITE = 1;
@@ -372,8 +372,32 @@ t.test("Diff.Apply into a prepared snapshot; codes", async (t) => {
   await rejects(
     t,
     diff.diff(ns, { left: [], right: [], mediaType: "", ref: "", labels: {} }),
+    Code.InvalidArgument,
+    "Diff.Diff without mounts",
+  );
+  await rejects(
+    t,
+    diff.diff(ns, {
+      left: [],
+      right: toMounts(await sn.mounts("child")),
+      mediaType: "application/x-nope",
+      ref: "",
+      labels: {},
+    }),
     Code.Unimplemented,
-    "Diff.Diff",
+    "Diff.Diff to an unknown media type",
+  );
+  await rejects(
+    t,
+    diff.diff(ns, {
+      left: [],
+      right: toMounts(await sn.mounts("child")),
+      mediaType: "",
+      ref: "",
+      labels: {},
+    }),
+    Code.Unimplemented,
+    "Diff.Diff on the copy backend (whole trees, no layer directory)",
   );
   t.same((await collect(content.list(ns, { filters: [] }))).flatMap((b) => b.info).length, 1);
 });
