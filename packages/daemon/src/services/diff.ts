@@ -163,10 +163,17 @@ export class DiffApi {
       const gz = createGzip();
       (async () => {
         try {
-          for await (const chunk of tar) if (!gz.write(chunk)) await new Promise((r) => gz.once("drain", r));
-          gz.end();
+          for await (const chunk of tar) {
+            if (gz.destroyed) break; // the store gave up reading: stop making the tar
+            if (!gz.write(chunk))
+              await new Promise((r) => {
+                gz.once("drain", r);
+                gz.once("close", r);
+              });
+          }
+          if (!gz.destroyed) gz.end();
         } catch (err) {
-          gz.destroy(err as Error);
+          if (!gz.destroyed) gz.destroy(err as Error);
         }
       })();
       source = gz;
