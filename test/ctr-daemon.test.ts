@@ -108,7 +108,7 @@ t.test("ctr run --rm --rootfs: output and exit status, nothing left", async (t) 
   t.equal(ns.exitCode, 0, ok(ns));
 });
 
-t.test("ctr run -d, task ls/exec/ps/kill/rm, c rm", async (t) => {
+t.test("ctr run -d, task ls/exec/ps/pause/resume/metrics/kill/rm, c label/rm", async (t) => {
   const id = "d1";
   t.teardown(() => removeAll(id));
   const run = await d.ctr(["run", "-d", ...TS, "--rootfs", rootfs, id, "/bin/sleep", "1000"]);
@@ -125,6 +125,19 @@ t.test("ctr run -d, task ls/exec/ps/kill/rm, c rm", async (t) => {
   const ps = await d.ctr(["task", "ps", id]);
   t.equal(ps.exitCode, 0, ok(ps));
   t.match(ps.stdout, new RegExp(`^${row?.pid}\\b`, "m"), "ps lists the init");
+
+  const label = await d.ctr(["containers", "label", id, "k=v"]);
+  t.equal(label.exitCode, 0, ok(label));
+  t.match((await d.ctr(["containers", "info", id])).stdout, /"k": "v"/, "Containers.Update: the label");
+  const pause = await d.ctr(["task", "pause", id]);
+  t.equal(pause.exitCode, 0, ok(pause));
+  t.equal((await tasks()).get(id)?.status, "PAUSED");
+  const resume = await d.ctr(["task", "resume", id]);
+  t.equal(resume.exitCode, 0, ok(resume));
+  t.equal((await tasks()).get(id)?.status, "RUNNING");
+  const metrics = await d.ctr(["task", "metrics", id]);
+  t.equal(metrics.exitCode, 0, ok(metrics));
+  t.match(metrics.stdout, /pids\.current|memory/i, "Tasks.Metrics: cgroup statistics");
 
   const busy = await d.ctr(["task", "rm", id]);
   t.equal(busy.exitCode, 1, "a running task is not removed");

@@ -37,6 +37,7 @@ export interface GrpcApi {
 export function grpcServers(
   services: Services,
   extra?: (r: Registrar) => void,
+  onCall?: (service: string, method: string) => void,
 ): { serving: grpc.Server; refusing: grpc.Server; names: ReadonlySet<string> } {
   const options = {
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -44,7 +45,7 @@ export function grpcServers(
   };
   const serving = new grpc.Server(options);
   const refusing = new grpc.Server(options);
-  const served = new GrpcRegistrar(serving);
+  const served = new GrpcRegistrar(serving, undefined, onCall);
   const refused = new GrpcRegistrar(
     refusing,
     refuseAll(
@@ -79,7 +80,10 @@ export async function serveGrpcApi(
   extra?: (r: Registrar) => void,
 ): Promise<GrpcApi> {
   const { log } = opts;
-  const { serving, refusing, names } = grpcServers(services, extra);
+  const trace = log.isLevelEnabled("trace")
+    ? (service: string, method: string) => log.trace({ service, method }, "grpc call")
+    : undefined;
+  const { serving, refusing, names } = grpcServers(services, extra, trace);
   answerUnknownMethods(serving, names, (path) => log.debug({ path }, "grpc: call to an unknown method"));
   const credentials = grpc.ServerCredentials.createInsecure();
   const accept = serving.createConnectionInjector(credentials);

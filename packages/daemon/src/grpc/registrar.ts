@@ -94,12 +94,16 @@ function answer(
 export function grpcImplementationOf<S extends ServiceDescriptor>(
   desc: S,
   impl: ServiceImpl<S>,
+  onCall?: (service: string, method: string) => void,
 ): UntypedServiceImplementation {
   const out: UntypedServiceImplementation = {};
   for (const [key, m] of Object.entries(desc.methods) as [string, AnyMethod][]) {
     const handler = (impl as Record<string, AnyHandler>)[key];
     if (typeof handler !== "function") throw new Error(`grpc: no handler for ${desc.name}/${m.name}`);
-    const context = (call: Parameters<typeof grpcCallContext>[0]) => grpcCallContext(call, desc.name, m.name);
+    const context = (call: Parameters<typeof grpcCallContext>[0]) => {
+      onCall?.(desc.name, m.name);
+      return grpcCallContext(call, desc.name, m.name);
+    };
     switch (m.kind) {
       case "unary":
         out[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
@@ -140,6 +144,8 @@ export class GrpcRegistrar implements Registrar {
   constructor(
     readonly server: GrpcServer,
     private readonly override?: ImplOverride,
+    /** Told of every call as it starts (tsruncd logs them at trace level). */
+    private readonly onCall?: (service: string, method: string) => void,
   ) {}
 
   register<S extends ServiceDescriptor>(desc: S, impl: ServiceImpl<S>): this {
@@ -147,7 +153,7 @@ export class GrpcRegistrar implements Registrar {
     this.#names.add(desc.name);
     this.server.addService(
       grpcDefinitionOf(desc),
-      grpcImplementationOf(desc, this.override ? this.override(desc, impl) : impl),
+      grpcImplementationOf(desc, this.override ? this.override(desc, impl) : impl, this.onCall),
     );
     return this;
   }
