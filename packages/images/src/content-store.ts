@@ -714,25 +714,38 @@ class Ingest implements IngestWriter {
       await this.#close();
       throw err;
     }
-    await this.#close();
-    const existed = await this.store._install(join(this.dir, "data"), actual);
-    await rm(this.dir, { recursive: true, force: true });
-    return { digest: actual, size: this.#offset, existed };
-  }
-
-  async #close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    // The ref stays locked until the blob is in place and the ingest gone: a writer of the same
+    // ref let in between (a concurrent pull that looked for the blob a moment before) would start
+    // a new ingest and fetch the whole blob again, or open files being removed.
+    await this.#close(true);
     try {
-      await this.fh.close();
+      const existed = await this.store._install(join(this.dir, "data"), actual);
+      await rm(this.dir, { recursive: true, force: true });
+      return { digest: actual, size: this.#offset, existed };
     } finally {
       this.release();
     }
   }
 
+  /** Closes the file; releases the ref too unless `keepLock` (the caller releases it after). */
+  async #close(keepLock = false): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.fh.close();
+    } finally {
+      if (!keepLock) this.release();
+    }
+  }
+
   async #discard(): Promise<void> {
-    await this.#close();
-    await rm(this.dir, { recursive: true, force: true });
+    const wasOpen = !this.#closed;
+    await this.#close(true);
+    try {
+      await rm(this.dir, { recursive: true, force: true });
+    } finally {
+      if (wasOpen) this.release();
+    }
   }
 }
 
