@@ -44,7 +44,13 @@ export function grpcCallContext(call: ServerSurfaceCall, service: string, method
   const controller = new AbortController();
   const deadline = deadlineOf(call);
   let timer: NodeJS.Timeout | undefined;
-  const onCancel = () => controller.abort(new TtrpcError(Code.Canceled, "the client cancelled the call"));
+  // grpc-js ends a call whose deadline passed itself and reports it as cancelled: tell the two apart.
+  const onCancel = () =>
+    controller.abort(
+      deadline !== undefined && Date.now() >= deadline - 10
+        ? new TtrpcError(Code.DeadlineExceeded, "deadline exceeded")
+        : new TtrpcError(Code.Canceled, "the client cancelled the call"),
+    );
   if (call.cancelled) onCancel();
   else call.on("cancelled", onCancel);
   if (deadline !== undefined && !controller.signal.aborted) {

@@ -19,6 +19,18 @@ import { answerUnknownMethods } from "./unknown.js";
 /** containerd's defaults for gRPC messages (defaults.DefaultMaxRecvMsgSize / SendMsgSize). */
 export const maxMessageBytes = 16 << 20;
 
+/**
+ * Every connection is pinged after this long without traffic and closed when the ping is not
+ * answered within `keepaliveTimeoutMs`. Not for liveness only: node's HTTP/2 session stops
+ * reading a socket once it has sent GOAWAY for a protocol error (e.g. HEADERS it cannot
+ * decompress), so it never sees that peer close, and the socket (an fd) would stay forever —
+ * found by test/fuzz/daemon-grpc (40 such connections: +40 fds, never released). The ping's
+ * write to the closed peer fails and ends the session, which closes the socket. Go clients
+ * answer pings by themselves, so an idle `ctr events` is unaffected.
+ */
+export const keepaliveMs = 20_000;
+export const keepaliveTimeoutMs = 10_000;
+
 export interface GrpcApiOptions {
   address: string;
   /** The --group gid: the socket becomes root:gid 0660. */
@@ -42,6 +54,8 @@ export function grpcServers(
   const options = {
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
+    "grpc.keepalive_time_ms": keepaliveMs,
+    "grpc.keepalive_timeout_ms": keepaliveTimeoutMs,
   };
   const serving = new grpc.Server(options);
   const refusing = new grpc.Server(options);
