@@ -3,7 +3,7 @@
 // `runc update`, dumped with `runc checkpoint`, removed with `runc delete`. Its exit ends the
 // container. Which request fits which state is process-state-table.ts; the request checks and
 // conversions these methods use live in ops/.
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { runcoptions, task } from "@tsrunc/protocol/shim";
 import { BundleFile } from "@tsrunc/shim-contract/bundle-files";
@@ -20,6 +20,9 @@ import { sharesPidNamespace } from "./pid-namespace.js";
 import type { ExitInfo } from "./process-state.js";
 import { refusal } from "./process-state-table.js";
 import { ShimProcess } from "./shim-process.js";
+
+/** How long the exit report of a container in a shared pid namespace waits for its leftovers to die. */
+const LEFTOVER_WAIT_MS = 2000;
 
 export interface InitOptions {
   id: string;
@@ -255,10 +258,39 @@ export class InitProcess extends ShimProcess {
     // The init of a container in a shared pid namespace (a pod's, the host's) leaves its other
     // processes running: kill them before the exit is reported, as containerd's shim does, so
     // that the container's output has ended (a CRI reader gets EOF) and its cgroup can go.
-    this.runc
-      .kill(this.containerId, 9, { all: true })
-      .catch((err: Error) => this.ctx.log.debug({ err: err.message }, "kill --all after the init's exit"))
-      .finally(report);
+    void this.#killLeftovers().finally(report);
+  }
+
+  /**
+   * `runc kill --all KILL`, then wait (at most LEFTOVER_WAIT_MS) until the container's cgroup
+   * lists no process: a SIGKILLed process still holds its fds until it is scheduled to exit, and
+   * under load that came after the exit report (CRI then cut the container's output streams).
+   * Zombies are not listed. Never throws.
+   */
+  async #killLeftovers(): Promise<void> {
+    try {
+      await this.runc.kill(this.containerId, 9, { all: true });
+    } catch (err) {
+      this.ctx.log.debug({ err: (err as Error).message }, "kill --all after the init's exit");
+    }
+    const procs = this.oom ? join(this.oom.cgroup.dir, "cgroup.procs") : undefined;
+    const deadline = Date.now() + LEFTOVER_WAIT_MS;
+    for (;;) {
+      let left: number;
+      try {
+        left = procs
+          ? (await readFile(procs, "utf8")).split("\n").filter(Boolean).length
+          : (await this.runc.ps(this.containerId)).length;
+      } catch {
+        return; // the cgroup (or the container) is gone: nothing is left
+      }
+      if (left === 0) return;
+      if (Date.now() > deadline) {
+        this.ctx.log.warn({ left }, "processes left after the init's exit and kill --all");
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /**
