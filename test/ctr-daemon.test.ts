@@ -325,6 +325,14 @@ t.test("gRPC edges: unknown methods, bad bodies, refused peers", async (t) => {
   );
   t.equal(bogusNs, 3, "an invalid namespace is InvalidArgument");
   t.equal((await d.ctr(["version"])).exitCode, 0, "still serving");
+  // containerd's healthcheck (its Go client's IsServing): SERVING (status = 1).
+  const health = await grpcUnary(d.grpcAddress, "grpc.health.v1.Health", "Check", new Uint8Array());
+  t.same([...health], [0x08, 0x01], "Health.Check: SERVING");
+  t.equal(
+    (await call("grpc.health.v1.Health", "Check", Uint8Array.of(0x0a, 0x01, 0x78))).code,
+    5,
+    "unknown service: NotFound",
+  );
 
   // The socket is root's (0600); loosened, a peer that is not root is still refused per call.
   t.equal(fs.statSync(d.grpcAddress).mode & 0o777, 0o600, "0600 as the ttrpc socket");

@@ -21,6 +21,7 @@ import { ContainersApi } from "./services/containers.js";
 import { ContentApi } from "./services/content.js";
 import { DiffApi } from "./services/diff.js";
 import { EventsApi } from "./services/events.js";
+import { HealthApi } from "./services/health.js";
 import { ImageToolsApi } from "./services/image-tools.js";
 import { ImagesApi } from "./services/images.js";
 import { IntrospectionApi } from "./services/introspection.js";
@@ -110,6 +111,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Ru
       leases,
       version: new VersionApi(),
       introspection: new IntrospectionApi(config.root, () => served),
+      health: new HealthApi(() => served),
     };
     // The services the API serves, as Introspection lists them (io.containerd.grpc.v1 plugins).
     registerServices({ register: (desc) => served.add(desc.name) }, services);

@@ -9,6 +9,7 @@ import {
   ContentService,
   DiffService,
   EventsService,
+  HealthService,
   ImagesService,
   ImageToolsService,
   IntrospectionService,
@@ -32,6 +33,7 @@ import type { ContainersApi } from "./services/containers.js";
 import type { ContentApi } from "./services/content.js";
 import type { DiffApi } from "./services/diff.js";
 import type { EventsApi } from "./services/events.js";
+import type { HealthApi } from "./services/health.js";
 import type { ImageToolsApi } from "./services/image-tools.js";
 import type { ImagesApi } from "./services/images.js";
 import type { IntrospectionApi } from "./services/introspection.js";
@@ -59,6 +61,8 @@ export interface Services {
   leases?: LeasesApi;
   version?: VersionApi;
   introspection?: IntrospectionApi;
+  /** grpc.health.v1.Health (containerd's healthcheck). */
+  health?: HealthApi;
 }
 
 /** What a transport offers to mount a service on (our ttrpc Server is one as it is). */
@@ -138,7 +142,7 @@ export function registerServices(server: Registrar, services: Services): void {
     },
     subscribe: (req, ctx) => events.subscribe(req, ctx.signal),
   });
-  const { namespaces, leases, version, introspection } = services;
+  const { namespaces, leases, version, introspection, health } = services;
   if (namespaces)
     server.register(NamespacesService, {
       get: (req) => namespaces.get(req),
@@ -166,6 +170,11 @@ export function registerServices(server: Registrar, services: Services): void {
       listResources: (req, ctx) => leases.listResources(scope(ctx), req),
     });
   if (version) server.register(VersionService, { version: () => version.get() });
+  if (health)
+    server.register(HealthService, {
+      check: (req) => health.check(req),
+      watch: (req, ctx) => health.watch(req, ctx.signal),
+    });
   if (introspection)
     server.register(IntrospectionService, {
       plugins: (req) => introspection.plugins(req),

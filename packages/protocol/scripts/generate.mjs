@@ -555,6 +555,7 @@ const MODULES = [
       "containerd.services.leases.v1",
       "containerd.services.version.v1",
       "containerd.services.introspection.v1",
+      "grpc.health.v1",
       "containerd.services.content.v1",
       "containerd.services.diff.v1",
       "tsrunc.services.images.v1",

@@ -17,6 +17,7 @@ import {
   containerd_services_snapshots_v1,
   containerd_services_tasks_v1,
   containerd_services_version_v1,
+  grpc_health_v1,
   tsrunc_services_images_v1,
 } from "./generated/daemon.js";
 
@@ -32,6 +33,7 @@ export {
   containerd_services_snapshots_v1 as snapshotsapi,
   containerd_services_tasks_v1 as tasksapi,
   containerd_services_version_v1 as versionapi,
+  grpc_health_v1 as healthapi,
   tsrunc_services_images_v1 as imagetools,
 } from "./generated/daemon.js";
 
@@ -57,6 +59,8 @@ export const IntrospectionService = containerd_services_introspection_v1.Introsp
 export const ContentService = containerd_services_content_v1.ContentService;
 /** containerd.services.diff.v1.Diff: Apply (a layer into a snapshot's mounts); Diff. */
 export const DiffService = containerd_services_diff_v1.DiffService;
+/** grpc.health.v1.Health: containerd's healthcheck plugin (Check, Watch). */
+export const HealthService = grpc_health_v1.HealthService;
 /** tsrunc.services.images.v1.ImageTools: Pull, Import, Export, Config, Prune (our own). */
 export const ImageToolsService = tsrunc_services_images_v1.ImageToolsService;
 

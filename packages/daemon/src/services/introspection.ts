@@ -51,6 +51,7 @@ function hostPlatform(): { os: string; architecture: string; variant: string } {
 
 /** "containerd.services.tasks.v1.Tasks" → "tasks" (containerd's grpc plugin ids). */
 function grpcPluginId(service: string): string | undefined {
+  if (service === "grpc.health.v1.Health") return "healthcheck";
   const m = /^containerd\.services\.([a-z]+)\.v1\.[A-Za-z]+$/.exec(service);
   return m?.[1];
 }

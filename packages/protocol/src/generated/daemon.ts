@@ -13,6 +13,7 @@
 //   proto/containerd/services/snapshots/v1/snapshots.proto
 //   proto/containerd/services/tasks/v1/tasks.proto
 //   proto/containerd/services/version/v1/version.proto
+//   proto/grpc/health/v1/health.proto
 //   proto/tsrunc/services/images/v1/image_tools.proto
 
 import type { MethodDescriptor, ServiceDescriptor } from "@tsrunc/ttrpc";
@@ -4989,6 +4990,106 @@ export namespace containerd_services_introspection_v1 {
         kind: "unary",
         requestType: google_protobuf.Empty,
         responseType: ServerResponse,
+      },
+    },
+  };
+}
+
+/** Proto package grpc.health.v1. */
+export namespace grpc_health_v1 {
+  export interface HealthCheckRequest {
+    /** "" asks about the server as a whole. */
+    service: string;
+  }
+
+  function createHealthCheckRequest(init?: MessageInit<HealthCheckRequest>): HealthCheckRequest {
+    const i: MessageInit<HealthCheckRequest> = init ?? {};
+    return {
+      service: i.service ?? "",
+    };
+  }
+
+  function encodeHealthCheckRequest(m: MessageInit<HealthCheckRequest>, w: Writer): void {
+    if (m.service) w.uint32(10).string(m.service);
+  }
+
+  function decodeHealthCheckRequest(r: Reader, end: number): HealthCheckRequest {
+    let service: string = "";
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 10:
+          service = r.string();
+          continue;
+      }
+      skip(r, t);
+    }
+    return { service };
+  }
+
+  export const HealthCheckRequest: MessageType<HealthCheckRequest> = messageType("grpc.health.v1.HealthCheckRequest", createHealthCheckRequest, encodeHealthCheckRequest, decodeHealthCheckRequest);
+
+  export interface HealthCheckResponse {
+    status: HealthCheckResponse_ServingStatus;
+  }
+
+  function createHealthCheckResponse(init?: MessageInit<HealthCheckResponse>): HealthCheckResponse {
+    const i: MessageInit<HealthCheckResponse> = init ?? {};
+    return {
+      status: i.status ?? 0,
+    };
+  }
+
+  function encodeHealthCheckResponse(m: MessageInit<HealthCheckResponse>, w: Writer): void {
+    if (m.status) w.uint32(8).int32(m.status);
+  }
+
+  function decodeHealthCheckResponse(r: Reader, end: number): HealthCheckResponse {
+    let status: HealthCheckResponse_ServingStatus = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      switch (t) {
+        case 8:
+          status = r.int32() as HealthCheckResponse_ServingStatus;
+          continue;
+      }
+      skip(r, t);
+    }
+    return { status };
+  }
+
+  export const HealthCheckResponse: MessageType<HealthCheckResponse> = messageType("grpc.health.v1.HealthCheckResponse", createHealthCheckResponse, encodeHealthCheckResponse, decodeHealthCheckResponse);
+
+  export enum HealthCheckResponse_ServingStatus {
+    UNKNOWN = 0,
+    SERVING = 1,
+    NOT_SERVING = 2,
+    /** Used only by Watch. */
+    SERVICE_UNKNOWN = 3,
+  }
+
+  export type HealthMethods = {
+    /** NotFound for a service the server does not know. */
+    readonly check: MethodDescriptor<HealthCheckRequest, HealthCheckResponse, "unary", MessageInit<HealthCheckRequest>, MessageInit<HealthCheckResponse>>;
+    /** The status now, then each change, until the call ends. */
+    readonly watch: MethodDescriptor<HealthCheckRequest, HealthCheckResponse, "server", MessageInit<HealthCheckRequest>, MessageInit<HealthCheckResponse>>;
+  };
+
+  /** The ttrpc descriptor of service grpc.health.v1.Health. */
+  export const HealthService: ServiceDescriptor<HealthMethods> = {
+    name: "grpc.health.v1.Health",
+    methods: {
+      check: {
+        name: "Check",
+        kind: "unary",
+        requestType: HealthCheckRequest,
+        responseType: HealthCheckResponse,
+      },
+      watch: {
+        name: "Watch",
+        kind: "server",
+        requestType: HealthCheckRequest,
+        responseType: HealthCheckResponse,
       },
     },
   };
