@@ -106,6 +106,7 @@ t.test("ctr run --rm --rootfs: output and exit status, nothing left", async (t) 
   t.notOk(fs.existsSync(path.join(d.state, d.namespace, "rm1")), "no bundle left");
   const ns = await d.ctr(["namespaces", "ls", "-q"]);
   t.equal(ns.exitCode, 0, ok(ns));
+  t.match(ns.stdout, new RegExp(`^${d.namespace}$`, "m"), "the namespace stays once used, as containerd's");
 });
 
 t.test("ctr run -d, task ls/exec/ps/pause/resume/metrics/kill/rm, c label/rm", async (t) => {

@@ -101,7 +101,12 @@ export function registerServices(server: Registrar, services: Services): void {
     listStream: async function* (req, ctx) {
       for (const container of containers.list(scope(ctx), req).containers) yield { container };
     },
-    create: (req, ctx) => containers.create(scope(ctx), req),
+    create: (req, ctx) => {
+      const s = scope(ctx);
+      const created = containers.create(s, req);
+      services.namespaces?.touch(s.namespace);
+      return created;
+    },
     update: (req, ctx) => containers.update(scope(ctx), req),
     delete: (req, ctx) => {
       containers.delete(scope(ctx), req);
@@ -156,7 +161,12 @@ export function registerServices(server: Registrar, services: Services): void {
     });
   if (leases)
     server.register(LeasesService, {
-      create: (req, ctx) => leases.create(scope(ctx), req),
+      create: (req, ctx) => {
+        const s = scope(ctx);
+        const created = leases.create(s, req);
+        namespaces?.touch(s.namespace);
+        return created;
+      },
       delete: (req, ctx) => empty(leases.delete(scope(ctx), req)),
       list: (req, ctx) => leases.list(scope(ctx), req),
       addResource: (req, ctx) => {

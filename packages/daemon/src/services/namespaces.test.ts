@@ -94,4 +94,13 @@ t.test("derived, created, labelled, persisted, deleted", async (t) => {
     codeOf(() => again.delete({ name: "a" })),
     Code.NotFound,
   );
+
+  // Something was made in "used" (a container, a lease): it exists until deleted.
+  again.touch("used");
+  t.same(new NamespacesApi(root, records).get({ name: "used" }).namespace, ns("used"), "kept");
+  again.delete({ name: "used" });
+  t.equal(
+    codeOf(() => again.get({ name: "used" })),
+    Code.NotFound,
+  );
 });

@@ -1,6 +1,7 @@
-// containerd.services.namespaces.v1.Namespaces. containerd makes a namespace on first use; so
-// do we: a namespace exists when any record of tsruncd is in it (a container, an image) or when
-// a client created it. Labels (e.g. containerd.io/defaults/runtime, which containerd's client
+// containerd.services.namespaces.v1.Namespaces. containerd makes a namespace on first use and
+// keeps it until it is deleted; so do we: a namespace exists when any record of tsruncd is in it
+// (a container, an image), when a container or lease was once created in it (touch), or when a
+// client created it. Labels (e.g. containerd.io/defaults/runtime, which containerd's client
 // reads when given a default namespace) are kept in <root>/namespaces.json with the created
 // names, written atomically; the records themselves stay where they are.
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -75,6 +76,18 @@ export class NamespacesApi {
 
   #namespace(name: string): namespacesapi.Namespace {
     return { name, labels: { ...(this.#known.get(name) ?? {}) } };
+  }
+
+  /** A namespace something was just made in: it exists from now on, until deleted. */
+  touch(name: string): void {
+    if (this.#known.has(name)) return;
+    this.#known.set(name, {});
+    try {
+      this.#save();
+    } catch {
+      // Listing it is a convenience; the call that made something there succeeded.
+      this.#known.delete(name);
+    }
   }
 
   get(req: namespacesapi.GetNamespaceRequest): namespacesapi.GetNamespaceResponse {
