@@ -81,6 +81,10 @@ export class ConsoleIO implements StdioHandle {
   }
 
   resize(width: number, height: number): void {
+    // ctr resizes on SIGWINCH and once more as it ends, racing the exit; the terminal of an
+    // exited process has no one to tell, and its master may be closed already (EBADF). The Go
+    // shim answers OK then, and so do we.
+    if (this.#exited) return;
     if (this.#pty) this.#pty.resize(height, width);
     else this.#pendingSize = [height, width];
   }
