@@ -8,22 +8,10 @@ import pino from "pino";
 import t, { type Test } from "tap";
 import { MetadataStore } from "../store/index.js";
 import { ImageSystem } from "./system.js";
+import { testImageSystem } from "./test-support.js";
 
 async function system(t: Test) {
-  const root = mkdtempSync(join(tmpdir(), "tsrunc-gc-"));
-  const metadata = MetadataStore.open(join(root, "meta.db"));
-  const sys = await ImageSystem.open({
-    root,
-    metadata,
-    log: pino({ level: "silent" }),
-    snapshotterBackend: "copy",
-  });
-  t.teardown(async () => {
-    await sys.close();
-    metadata.close();
-    rmSync(root, { recursive: true, force: true });
-  });
-  return sys;
+  return (await testImageSystem(t, "tsrunc-gc-")).sys;
 }
 
 const blob = async (sys: ImageSystem, text: string) => {

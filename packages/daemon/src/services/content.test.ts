@@ -1,18 +1,15 @@
 // ContentApi and DiffApi on a real content store, snapshotter and database (no transport): the
 // Write stream as containerd's client drives it, the status codes bad input gets, labels,
 // namespaced ingests, leases, and Diff.Apply into a prepared snapshot.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sha256Digest } from "@tsrunc/images";
 import { makeTar } from "@tsrunc/images/distribution/test-registry";
 import type { contentapi } from "@tsrunc/protocol/daemon";
 import { Code, isCode } from "@tsrunc/ttrpc";
-import pino from "pino";
 import t, { type Test } from "tap";
 import type { Lease } from "../images/leases.js";
-import { ImageSystem } from "../images/system.js";
-import { MetadataStore } from "../store/index.js";
+import { testImageSystem } from "../images/test-support.js";
 import { ContentApi } from "./content.js";
 import { DiffApi } from "./diff.js";
 import type { LeasedScope } from "./leases.js";
@@ -23,14 +20,7 @@ const WRITE = 1;
 const COMMIT = 2;
 
 async function setup(t: Test) {
-  const root = mkdtempSync(join(tmpdir(), "tsrunc-content-"));
-  const metadata = MetadataStore.open(join(root, "meta.db"));
-  const sys = await ImageSystem.open({
-    root,
-    metadata,
-    log: pino({ level: "silent" }),
-    snapshotterBackend: "copy",
-  });
+  const { root, sys } = await testImageSystem(t, "tsrunc-content-");
   const named = new Map<string, Lease>();
   const lookup = (ns: string, id: string) => named.get(`${ns}/${id}`);
   const lease = (ns: string, id: string) => {
@@ -38,11 +28,6 @@ async function setup(t: Test) {
     named.set(`${ns}/${id}`, l);
     return l;
   };
-  t.teardown(async () => {
-    await sys.close();
-    metadata.close();
-    rmSync(root, { recursive: true, force: true });
-  });
   return {
     root,
     sys,
