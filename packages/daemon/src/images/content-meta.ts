@@ -6,9 +6,8 @@
 // blob is deleted here or by the GC, and at open; one left by a crash in between only keeps
 // labels for a blob that comes back with the same digest (harmless: labels are not roots here).
 
-import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { checkLabelSizes } from "../label-rules.js";
 import { type Database, openSqlite } from "../sqlite.js";
-import { maxLabelSize } from "../store/index.js";
 
 export interface ContentMetaRow {
   createdAt: Date;
@@ -29,16 +28,8 @@ CREATE TABLE IF NOT EXISTS content_meta (
 
 /** containerd's label rule: key and value together at most 4096 bytes; an empty key is refused. */
 export function checkContentLabels(labels: Record<string, string>): Record<string, string> {
-  for (const [k, v] of Object.entries(labels)) {
-    if (k === "") throw new TtrpcError(Code.InvalidArgument, "label key must not be empty");
-    const size = Buffer.byteLength(k) + Buffer.byteLength(v);
-    if (size > maxLabelSize)
-      throw new TtrpcError(
-        Code.InvalidArgument,
-        `label key and value length (${size} bytes) greater than maximum size (${maxLabelSize} bytes), key: ${k.slice(0, 64)}`,
-      );
-  }
-  return labels;
+  // 64: as much of a key as containerd's labels.Validate quotes.
+  return checkLabelSizes(labels, 64);
 }
 
 interface Row {

@@ -19,6 +19,7 @@ import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { type ContentMetaRow, checkContentLabels } from "../images/content-meta.js";
 import type { Lease } from "../images/leases.js";
 import type { ImageSystem } from "../images/system.js";
+import { maskLabels } from "../label-rules.js";
 import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
 import type { LeasedScope } from "./leases.js";
 import type { CallScope } from "./tasks.js";
@@ -154,23 +155,16 @@ export class ContentApi {
   async update(s: CallScope, req: contentapi.UpdateRequest): Promise<contentapi.UpdateResponse> {
     const digest = checkDigest(req.info?.digest);
     const cur = await this.#info(s.namespace, digest);
-    const given = req.info?.labels ?? {};
-    let labels = { ...cur.labels };
-    const paths = req.updateMask?.paths ?? [];
-    if (paths.length === 0) labels = { ...given };
-    for (const p of paths) {
-      if (p === "labels") labels = { ...given };
-      else if (p.startsWith("labels.")) {
-        const k = p.slice("labels.".length);
-        if (Object.hasOwn(given, k) && given[k] !== "") labels[k] = given[k]!;
-        else delete labels[k];
-      } else
-        throw new TtrpcError(
+    const labels = maskLabels(
+      cur.labels,
+      req.info?.labels ?? {},
+      req.updateMask?.paths ?? [],
+      (p) =>
+        new TtrpcError(
           Code.InvalidArgument,
           `cannot update ${JSON.stringify(p)} field on content info ${JSON.stringify(digest)}`,
-        );
-    }
-    for (const [k, v] of Object.entries(labels)) if (v === "") delete labels[k];
+        ),
+    );
     this.sys.contentMeta.set(s.namespace, digest, labels);
     return { info: await this.#info(s.namespace, digest) };
   }

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import type { namespacesapi } from "@tsrunc/protocol/daemon";
 import { checkIdentifier } from "@tsrunc/shim-contract/check-identifier";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
+import { checkLabelSizes } from "../label-rules.js";
 import { parseFilter } from "../store/filters.js";
-import { maxLabelSize } from "../store/index.js";
 
 /** What holds a namespace's records: the namespaces in use, and what of one is left. */
 export interface NamespaceRecords {
@@ -27,16 +27,7 @@ const maxLabels = 1024;
 function checkLabels(labels: Labels): Labels {
   const entries = Object.entries(labels);
   if (entries.length > maxLabels) throw new TtrpcError(Code.InvalidArgument, `more than ${maxLabels} labels`);
-  for (const [k, v] of entries) {
-    if (k === "") throw new TtrpcError(Code.InvalidArgument, "label key must not be empty");
-    const size = Buffer.byteLength(k) + Buffer.byteLength(v);
-    if (size > maxLabelSize)
-      throw new TtrpcError(
-        Code.InvalidArgument,
-        `label key and value length (${size} bytes) greater than maximum size (${maxLabelSize} bytes), key: ${k.slice(0, 80)}`,
-      );
-  }
-  return labels;
+  return checkLabelSizes(labels, 80);
 }
 
 function nameOf(name: string | undefined): string {

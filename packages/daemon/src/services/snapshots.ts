@@ -9,6 +9,7 @@ import { timestampFromDate, type types } from "@tsrunc/protocol/shim";
 import { Code, TtrpcError } from "@tsrunc/ttrpc";
 import { checkSnapshotter } from "../images/snapshotters.js";
 import type { ImageSystem } from "../images/system.js";
+import { maskLabels } from "../label-rules.js";
 import { type FieldGetter, mapField, parseFilters } from "../store/index.js";
 import type { LeaseLookup } from "./content.js";
 import type { LeasedScope } from "./leases.js";
@@ -155,23 +156,16 @@ export class SnapshotsApi {
     const sn = await this.#sn(s, req.snapshotter);
     const k = key(req.info?.name ?? "", "name");
     const cur = await sn.stat(k);
-    const given = req.info?.labels ?? {};
-    let labels = { ...cur.labels };
-    const paths = req.updateMask?.paths ?? [];
-    if (paths.length === 0) labels = { ...given };
-    for (const p of paths) {
-      if (p === "labels") labels = { ...given };
-      else if (p.startsWith("labels.")) {
-        const lk = p.slice("labels.".length);
-        if (Object.hasOwn(given, lk) && given[lk] !== "") labels[lk] = given[lk]!;
-        else delete labels[lk];
-      } else
-        throw new TtrpcError(
+    const labels = maskLabels(
+      cur.labels,
+      req.info?.labels ?? {},
+      req.updateMask?.paths ?? [],
+      (p) =>
+        new TtrpcError(
           Code.InvalidArgument,
           `cannot update ${JSON.stringify(p)} field on snapshot ${JSON.stringify(k)}`,
-        );
-    }
-    for (const [lk, v] of Object.entries(labels)) if (v === "") delete labels[lk];
+        ),
+    );
     return { info: toInfo(await sn.setLabels(k, labels)) };
   }
 
