@@ -113,6 +113,41 @@ function call(
   });
 }
 
+/**
+ * One gRPC message whose 5-byte prefix declares `declared` bytes, followed by `payload` whatever
+ * its length; the request is left open or ended after it. The first status the server answers
+ * (its message as sent, not decoded), or -1 with the stream's error.
+ */
+function misdeclared(
+  session: http2.ClientHttp2Session,
+  path: string,
+  declared: number,
+  payload: Buffer,
+  then: "open" | "end",
+): Promise<Answer> {
+  return new Promise<Answer>((resolve) => {
+    const s = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    const h = Buffer.alloc(5);
+    h.writeUInt32BE(declared, 1);
+    s.on("trailers", (tr) =>
+      resolve({ code: Number(tr["grpc-status"]), message: String(tr["grpc-message"] ?? "") }),
+    );
+    s.on("response", (hd) => {
+      if (hd["grpc-status"] !== undefined)
+        resolve({ code: Number(hd["grpc-status"]), message: String(hd["grpc-message"] ?? "") });
+    });
+    s.on("error", (err) => resolve({ code: -1, message: err.message }));
+    s.on("data", () => {});
+    if (then === "end") s.end(Buffer.concat([h, payload]));
+    else s.write(Buffer.concat([h, payload]));
+  });
+}
+
 function connect(): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const s = http2.connect("http://localhost", { createConnection: () => net.connect(d.grpcAddress) });
@@ -299,47 +334,21 @@ t.test("hostile bytes on the gRPC socket", async (t) => {
 
   // gRPC-level: a message declaring 4 GiB, a truncated message, requests cancelled mid-way.
   const session = await connect();
-  const huge = await new Promise<Answer>((resolve) => {
-    const s = session.request({
-      ":method": "POST",
-      ":path": "/containerd.services.containers.v1.Containers/List",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const h = Buffer.alloc(5);
-    h.writeUInt32BE(0xffffffff, 1);
-    s.on("trailers", (tr) =>
-      resolve({ code: Number(tr["grpc-status"]), message: String(tr["grpc-message"] ?? "") }),
-    );
-    s.on("response", (hd) => {
-      if (hd["grpc-status"] !== undefined)
-        resolve({ code: Number(hd["grpc-status"]), message: String(hd["grpc-message"] ?? "") });
-    });
-    s.on("error", (err) => resolve({ code: -1, message: err.message }));
-    s.on("data", () => {});
-    s.write(Buffer.concat([h, randomBytes(1024)]));
-  });
+  const huge = await misdeclared(
+    session,
+    "/containerd.services.containers.v1.Containers/List",
+    0xffffffff,
+    randomBytes(1024),
+    "open",
+  );
   t.equal(huge.code, 8, `a 4 GiB message is ResourceExhausted (${huge.message})`);
-  const truncated = await new Promise<Answer>((resolve) => {
-    const s = session.request({
-      ":method": "POST",
-      ":path": "/containerd.services.version.v1.Version/Version",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const h = Buffer.alloc(5);
-    h.writeUInt32BE(100, 1);
-    s.on("trailers", (tr) =>
-      resolve({ code: Number(tr["grpc-status"]), message: String(tr["grpc-message"] ?? "") }),
-    );
-    s.on("response", (hd) => {
-      if (hd["grpc-status"] !== undefined)
-        resolve({ code: Number(hd["grpc-status"]), message: String(hd["grpc-message"] ?? "") });
-    });
-    s.on("error", (err) => resolve({ code: -1, message: err.message }));
-    s.on("data", () => {});
-    s.end(Buffer.concat([h, Buffer.alloc(10)]));
-  });
+  const truncated = await misdeclared(
+    session,
+    "/containerd.services.version.v1.Version/Version",
+    100,
+    Buffer.alloc(10),
+    "end",
+  );
   t.not(truncated.code, 0, `a truncated message is refused (${truncated.code} ${truncated.message})`);
   // 200 Subscribe and Wait streams, cancelled as soon as they are open.
   await Promise.all(
