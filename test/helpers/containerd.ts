@@ -12,6 +12,7 @@ import type { LeakScope } from "./cleanup/scope.js";
 import { goShimSocketPath } from "./cleanup/sockets.js";
 import { sweepSync } from "./cleanup/sweep.js";
 import type { TestLike } from "./cleanup/tap-cleanup.js";
+import { withFifoDir } from "./ctr-fifo-dir.js";
 import { mountNamespaceOf, NO_NODE_PATH, withoutNode } from "./no-node.js";
 import { makeBusyboxRootfs } from "./rootfs.js";
 import { createTempRoot, type TempRootOptions } from "./temp-root.js";
@@ -338,17 +339,8 @@ class Harness implements Containerd {
   }
 
   private ctrArgs(args: string[], opts: CtrOptions): string[] {
-    const a = [...args];
-    if (!opts.noFifoDir && !a.includes("--fifo-dir")) {
-      // ctr would put the fifos in /run/containerd/fifo, outside the temp root.
-      const at =
-        a[0] === "run"
-          ? 1
-          : ["task", "tasks", "t"].includes(a[0] ?? "") && ["start", "exec"].includes(a[1] ?? "")
-            ? 2
-            : -1;
-      if (at > 0) a.splice(at, 0, "--fifo-dir", this.fifoDir);
-    }
+    // ctr would put the fifos in /run/containerd/fifo, outside the temp root.
+    const a = opts.noFifoDir ? [...args] : withFifoDir(args, this.fifoDir);
     return ["--address", this.grpcAddress, "--namespace", opts.namespace ?? this.namespace, ...a];
   }
 

@@ -7,6 +7,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa, type ResultPromise } from "execa";
 import type { TestLike } from "./cleanup.js";
+import type { CtrProcess, CtrResult } from "./containerd.js";
+import { withFifoDir } from "./ctr-fifo-dir.js";
 import { type DaemonEnv, daemonEnv } from "./daemon.js";
 import { waitFor } from "./wait.js";
 
@@ -23,16 +25,8 @@ export interface CtrRunOptions {
   address?: string;
 }
 
-export interface CtrResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  /** The command line, for messages. */
-  command: string;
-}
-
-export type CtrProcess = ResultPromise<{ reject: false; stdin: "ignore"; buffer: false }>;
+// ctr's result and background process are the same as under containerd.ts's harness.
+export type { CtrProcess, CtrResult } from "./containerd.js";
 
 export interface GrpcDaemon extends DaemonEnv {
   /** tsruncd's containerd gRPC socket (`ctr --address`). */
@@ -64,16 +58,7 @@ export async function startDaemonWithGrpc(
     }
   });
   const ctrArgs = (args: string[], o: CtrRunOptions = {}) => {
-    const a = [...args];
-    if (!o.noFifoDir && !a.includes("--fifo-dir")) {
-      const at =
-        a[0] === "run"
-          ? 1
-          : ["task", "tasks", "t"].includes(a[0] ?? "") && ["start", "exec"].includes(a[1] ?? "")
-            ? 2
-            : -1;
-      if (at > 0) a.splice(at, 0, "--fifo-dir", fifoDir);
-    }
+    const a = o.noFifoDir ? [...args] : withFifoDir(args, fifoDir);
     return ["--address", o.address ?? grpcAddress, "--namespace", o.namespace ?? d.namespace, ...a];
   };
   const ctrEnv = { PATH: d.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: d.env.HOME ?? "/root" };
