@@ -10,7 +10,6 @@ import { assertNoLeaks } from "./helpers/cleanup.js";
 import type { Msg } from "./helpers/cri/client.js";
 import { openK8sStream } from "./helpers/cri/k8s-stream.js";
 import {
-  alive,
   BUSYBOX_IMAGE,
   buildCriImages,
   type CriNode,
@@ -23,6 +22,7 @@ import {
   shimProcesses,
   startCriNode,
 } from "./helpers/cri/node.js";
+import { alive } from "./helpers/shim.js";
 import { waitFor } from "./helpers/wait.js";
 
 const HANDLERS: Handler[] = ["tsrunc", "runc"];

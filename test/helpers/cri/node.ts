@@ -10,6 +10,7 @@ import { execa } from "execa";
 import { type Containerd, startContainerd, type TestLike } from "../containerd.js";
 import { buildBusyboxImageArchive } from "../image.js";
 import { containerdWithOurShim, REPO } from "../our-shim.js";
+import { alive } from "../shim.js";
 import { waitFor } from "../wait.js";
 import { type CriClient, criClient } from "./client.js";
 
@@ -166,8 +167,7 @@ export function shimProcesses(grpcAddress: string, binary: string): ProcInfo[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z") continue;
+      if (!alive(Number(d))) continue;
       if (argv.some((a) => path.basename(a) === binary) && argv.includes(grpcAddress)) {
         out.push({ pid: Number(d), argv });
       }
@@ -189,13 +189,4 @@ export function cgroupOf(pid: number, controller: string): string | undefined {
     // gone
   }
   return undefined;
-}
-
-export function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
