@@ -26,6 +26,7 @@ import {
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { nodeBundle } from "./esbuild-node.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const SENTINEL = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
@@ -90,15 +91,9 @@ const cleanEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 // variable, prepended per command.
 const entry = (
   await build({
+    ...nodeBundle,
     entryPoints: [join(root, "scripts/lib/sea-entry.cjs")],
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
     write: false,
-    minify: true,
-    legalComments: "none",
-    logLevel: "warning",
   })
 ).outputFiles[0].text;
 const canStrip = spawnSync("strip", ["--version"], { stdio: "ignore" }).status === 0;

@@ -19,6 +19,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { nodeBundle } from "./esbuild-node.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const tmp = (f) => `${f}.tmp-${process.pid}`;
@@ -48,16 +49,10 @@ for (const c of commands) {
   mkdirSync(outDir, { recursive: true });
   const bundle = join(outDir, `${c.name}.bundle.js`);
   await build({
+    ...nodeBundle,
     entryPoints: [join(root, c.pkg, c.entry)],
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
     outfile: tmp(bundle),
-    minify: true,
     keepNames: true,
-    legalComments: "none",
-    logLevel: "warning",
     // pino-pretty is optional; better-sqlite3 finds its addon through `bindings` only when no
     // nativeBinding is given, and we always give one in a bundle.
     external: ["pino-pretty", "bindings"],

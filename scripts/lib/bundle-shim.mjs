@@ -16,6 +16,7 @@ import {
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { nodeBundle } from "./esbuild-node.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const pkg = join(root, "packages/shim-runc-v2");
@@ -28,32 +29,20 @@ const tmp = (f) => `${f}.tmp-${process.pid}`;
 mkdirSync(outDir, { recursive: true });
 
 await build({
+  ...nodeBundle,
   entryPoints: [join(pkg, "dist/main.js")],
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "cjs",
   outfile: tmp(out),
-  minify: true,
   keepNames: true,
-  legalComments: "none",
-  logLevel: "warning",
   // pino-pretty is an optional pretty-printer pino only requires when asked to.
   external: ["pino-pretty"],
 });
 renameSync(tmp(out), out);
 // `start` alone, embedded in the launcher (see launcherSource).
 const startBuild = await build({
+  ...nodeBundle,
   entryPoints: [join(pkg, "dist/cli/start-main.js")],
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "cjs",
   write: false,
-  minify: true,
   keepNames: true,
-  legalComments: "none",
-  logLevel: "warning",
 });
 const startCode = startBuild.outputFiles[0].text;
 // The same `start` bundle as a file of its own, for the single-file executable (build-sea.mjs).
