@@ -26,14 +26,10 @@ export function checkLabelSizes(labels: Labels, keyShown: number): Labels {
 /**
  * `current` after an Update whose mask is `paths`: no paths, or "labels", replaces them all with
  * `given`; "labels.KEY" sets KEY from `given`, or removes it when `given` has none or an empty
- * one; any other path is refused with the error `refuse` makes. Empty values are dropped.
+ * one; any other path is InvalidArgument, "cannot update "PATH" field on `what`". Empty values
+ * are dropped.
  */
-export function maskLabels(
-  current: Labels,
-  given: Labels,
-  paths: readonly string[],
-  refuse: (path: string) => Error,
-): Labels {
+export function maskLabels(current: Labels, given: Labels, paths: readonly string[], what: string): Labels {
   let labels = { ...current };
   if (paths.length === 0) labels = { ...given };
   for (const p of paths) {
@@ -42,7 +38,7 @@ export function maskLabels(
       const k = p.slice("labels.".length);
       if (Object.hasOwn(given, k) && given[k] !== "") labels[k] = given[k]!;
       else delete labels[k];
-    } else throw refuse(p);
+    } else throw new TtrpcError(Code.InvalidArgument, `cannot update ${JSON.stringify(p)} field on ${what}`);
   }
   for (const [k, v] of Object.entries(labels)) if (v === "") delete labels[k];
   return labels;

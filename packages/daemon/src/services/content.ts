@@ -159,11 +159,7 @@ export class ContentApi {
       cur.labels,
       req.info?.labels ?? {},
       req.updateMask?.paths ?? [],
-      (p) =>
-        new TtrpcError(
-          Code.InvalidArgument,
-          `cannot update ${JSON.stringify(p)} field on content info ${JSON.stringify(digest)}`,
-        ),
+      `content info ${JSON.stringify(digest)}`,
     );
     this.sys.contentMeta.set(s.namespace, digest, labels);
     return { info: await this.#info(s.namespace, digest) };

@@ -160,11 +160,7 @@ export class SnapshotsApi {
       cur.labels,
       req.info?.labels ?? {},
       req.updateMask?.paths ?? [],
-      (p) =>
-        new TtrpcError(
-          Code.InvalidArgument,
-          `cannot update ${JSON.stringify(p)} field on snapshot ${JSON.stringify(k)}`,
-        ),
+      `snapshot ${JSON.stringify(k)}`,
     );
     return { info: toInfo(await sn.setLabels(k, labels)) };
   }
