@@ -186,6 +186,12 @@ t.test("hostile shims cost one failed container each", async (t) => {
         const left = d.hostileLeft();
         t.ok(left.length > 0, `finding: a process survives: ${c.escapes}`);
         for (const p of left) process.kill(p.pid, "SIGKILL");
+        // A SIGKILLed process is listed until it has exited (slow under load): wait for that,
+        // or the health check below would count the one we just killed.
+        await waitFor(() => d.hostileLeft().length === 0, {
+          what: "the surviving fake shim to exit after SIGKILL",
+          timeoutMs: 10_000,
+        });
       }
       const problems = await d.health();
       t.same(
