@@ -6,7 +6,7 @@
 // snapshot; OCI and docker archives imported through the client stream; our export imported by
 // `ctr images import`; a hostile layer fails cleanly.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildSpec, decodeEvent } from "@tsrunc/client";
 import {
@@ -113,6 +113,20 @@ async function pullAll(
 const rootOf = (env: DaemonEnv) => join(env.root.path, "root");
 const blobCount = (env: DaemonEnv) => readdirSync(join(rootOf(env), "content/blobs/sha256")).length;
 const ingestCount = (env: DaemonEnv) => readdirSync(join(rootOf(env), "content/ingest")).length;
+/** Bytes on disk in the unfinished ingest of `digest` (a pull's ingest ref names the digest). */
+function ingestBytes(env: DaemonEnv, digest: string): number {
+  const dir = join(rootOf(env), "content/ingest");
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    try {
+      if (readFileSync(join(dir, name, "ref"), "utf8").includes(digest))
+        n += statSync(join(dir, name, "data")).size;
+    } catch {
+      // not made yet, or just committed
+    }
+  }
+  return n;
+}
 
 /** Runs `args` in a container on the image's chain; returns its output and exit status. */
 async function runOn(
@@ -404,9 +418,17 @@ t.test("SIGKILL mid-pull, restart, the same pull resumes and leaves nothing behi
   const first = (async () => {
     for await (const m of c.tools.pull({ ref: bigRef, plainHttp: true, unpack: true }, c.o())) {
       if (m.status !== "downloading" || m.digest !== big.digest) continue;
-      // Bytes have arrived; or, on a fast machine that sends no second message, soon after the first.
+      // Kill once bytes of the big layer are on disk (a fast machine may send no second
+      // message; a loaded one may not have written any 40 ms after the first: then there is
+      // nothing to resume and the pull rightly starts again at 0).
       if (m.offset > 0) kill();
-      else setTimeout(kill, 40);
+      else
+        void waitFor(() => ingestBytes(env, big.digest) > 0, {
+          what: "bytes of the big layer on disk",
+          timeoutMs: 30_000,
+        })
+          .then(kill)
+          .catch(kill);
     }
   })().catch((e: unknown) => e);
   await first;
