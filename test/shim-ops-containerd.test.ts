@@ -190,10 +190,19 @@ t.test("ctr task metrics prints real numbers that move under load", async (t) =>
   const cd = await containerdWithOurShim(t);
   t.equal((await run(cd, [], "m1", ["/bin/sh", "-c", "while true; do :; done"])).exitCode, 0);
   const a = await metrics(cd, "m1");
-  await new Promise((r) => setTimeout(r, 500));
-  const b = await metrics(cd, "m1");
   const cpuA = BigInt(a.get("cpuacct.usage") ?? "0");
-  const cpuB = BigInt(b.get("cpuacct.usage") ?? "0");
+  // 100 ms of CPU: half a second on an idle machine, longer when other test files share the
+  // two cores, so poll rather than sleep a fixed time.
+  let b = a;
+  let cpuB = cpuA;
+  await waitFor(
+    async () => {
+      b = await metrics(cd, "m1");
+      cpuB = BigInt(b.get("cpuacct.usage") ?? "0");
+      return cpuB - cpuA > 100_000_000n;
+    },
+    { what: "cpuacct.usage to grow by 100 ms", timeoutMs: 20_000, intervalMs: 250 },
+  ).catch(() => {});
   t.ok(cpuB - cpuA > 100_000_000n, `cpuacct.usage grows under a busy loop: ${cpuA} → ${cpuB}`);
   t.ok(Number(b.get("memory.usage_in_bytes")) > 0, `memory.usage_in_bytes ${b.get("memory.usage_in_bytes")}`);
   t.ok(Number(b.get("memory.limit_in_bytes")) > 0, "memory.limit_in_bytes");
