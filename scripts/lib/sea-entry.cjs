@@ -36,19 +36,9 @@ if (rerun) {
   delete process.env[REEXEC];
   delete process.env.NODE_OPTIONS;
 }
+// Every NODE_* variable, as @tsrunc/shim-contract's withoutNodeVariables drops them for shims.
 if (process.env.TSRUNC_KEEP_NODE_ENV !== "1") {
-  for (const k of [
-    "NODE_OPTIONS",
-    "NODE_EXTRA_CA_CERTS",
-    "NODE_DEBUG",
-    "NODE_DEBUG_NATIVE",
-    "NODE_V8_COVERAGE",
-    "NODE_REDIRECT_WARNINGS",
-    "NODE_PENDING_DEPRECATION",
-    "NODE_COMPILE_CACHE",
-    "NODE_ICU_DATA",
-  ])
-    delete process.env[k];
+  for (const k of Object.keys(process.env)) if (k.startsWith("NODE_")) delete process.env[k];
 }
 
 const addonPaths = new Map();

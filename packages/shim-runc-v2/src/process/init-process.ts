@@ -54,8 +54,10 @@ export class InitProcess extends ShimProcess {
   /** Mounts the rootfs, opens stdio and runs `runc create`; undoes all of it on failure. */
   static async create(ctx: ShimContext, opts: InitOptions): Promise<InitProcess> {
     const p = new InitProcess(ctx, opts);
-    p.#sharedPidNamespace = sharesPidNamespace(opts.bundle);
+    // Read beside the rootfs mount (never rejects): only the exit needs the answer.
+    const shared = sharesPidNamespace(opts.bundle);
     await mountRootfs(opts.bundle, opts.rootfs);
+    p.#sharedPidNamespace = await shared;
     const pidFile = join(opts.bundle, BundleFile.initPid);
     try {
       p.io = await openStdio(opts.stdio, ctx.makePipe, { containerId: opts.id, namespace: ctx.namespace });

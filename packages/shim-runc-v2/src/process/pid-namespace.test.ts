@@ -9,13 +9,13 @@ t.test("a pid namespace of its own, a joined one, none, an unreadable spec", asy
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const spec = (namespaces: unknown) =>
     writeFileSync(join(dir, "config.json"), JSON.stringify({ linux: { namespaces } }));
-  t.equal(sharesPidNamespace(dir), false, "no config.json: nothing to go by");
+  t.equal(await sharesPidNamespace(dir), false, "no config.json: nothing to go by");
   spec([{ type: "mount" }, { type: "pid" }]);
-  t.equal(sharesPidNamespace(dir), false, "its own (no path)");
+  t.equal(await sharesPidNamespace(dir), false, "its own (no path)");
   spec([{ type: "pid", path: "/proc/42/ns/pid" }]);
-  t.equal(sharesPidNamespace(dir), true, "a pod's (CRI: pid POD)");
+  t.equal(await sharesPidNamespace(dir), true, "a pod's (CRI: pid POD)");
   spec([{ type: "mount" }]);
-  t.equal(sharesPidNamespace(dir), true, "the host's (no pid entry)");
+  t.equal(await sharesPidNamespace(dir), true, "the host's (no pid entry)");
   writeFileSync(join(dir, "config.json"), "{not json");
-  t.equal(sharesPidNamespace(dir), true, "unparsable: shared, the safe side");
+  t.equal(await sharesPidNamespace(dir), true, "unparsable: shared, the safe side");
 });

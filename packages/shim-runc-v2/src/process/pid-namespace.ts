@@ -2,7 +2,7 @@
 // the host's), the kernel does not end the rest of its processes when its init exits: they live
 // on, holding the container's stdout/stderr open and its cgroup busy. The shim then kills them
 // itself before it reports the exit, as containerd's Go shim does.
-import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -10,10 +10,11 @@ import { join } from "node:path";
  * without a path). A spec that cannot be parsed counts as shared (killing what is left is the
  * safe side); no config.json at all (runc cannot have created anything then) as not shared.
  */
-export function sharesPidNamespace(bundle: string): boolean {
+export async function sharesPidNamespace(bundle: string): Promise<boolean> {
   let text: string;
   try {
-    text = readFileSync(join(bundle, "config.json"), "utf8");
+    // Asynchronous: in a grouped shim, Create must not hold up the other containers' calls.
+    text = await readFile(join(bundle, "config.json"), "utf8");
   } catch {
     return false;
   }
