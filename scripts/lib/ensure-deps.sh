@@ -5,7 +5,8 @@
 # xattrs with it), umoci, skopeo and zstd (the images tests build, copy and compress images),
 # docker-registry, apache2-utils (htpasswd) and openssl (the distribution tests' real registry with
 # basic auth and TLS), containernetworking-plugins, iptables and iproute2 (the CNI tests run
-# Debian's real bridge/host-local/loopback/portmap/firewall plugins), curl (the demo's -p fetch), procps (pkill in the demo's cleanup). Then npm ci (when the lockfile changed) and the build.
+# Debian's real bridge/host-local/loopback/portmap/firewall plugins), curl (the demo's -p fetch), procps (pkill in the demo's cleanup), make and g++ (node-gyp builds the
+# native addons), binutils (strip: the single-file executables without Node's debug symbols). Then npm ci (when the lockfile changed) and the build.
 ensure_deps() {
   local missing=()
   command -v runc >/dev/null || missing+=(runc)
@@ -25,6 +26,9 @@ ensure_deps() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v curl >/dev/null || missing+=(curl)
   command -v pkill >/dev/null || missing+=(procps)
+  command -v make >/dev/null || missing+=(make)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v strip >/dev/null || missing+=(binutils)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2 ||
